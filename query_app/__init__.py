@@ -1,0 +1,1 @@
+"""Search, video-to-text, CLI and web API over the scene index. Never imports Dagster."""

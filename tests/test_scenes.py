@@ -1,0 +1,84 @@
+import pytest
+
+from tving_resources import scenes as scenes_module
+from tving_resources.pipeline import check_scene_coverage
+from tving_resources.scenes import SceneDetection, SceneSettings, detect_scenes, plan_scenes
+from tving_resources.video import probe_video
+
+
+def spans(scene_list):
+    return [(round(s.start, 3), round(s.end, 3)) for s in scene_list]
+
+
+def test_plan_merges_short_scenes_into_the_shorter_neighbour():
+    settings = SceneSettings(min_scene_seconds=1.0, max_scene_seconds=100)
+    planned, covered = plan_scenes([4.0, 4.5, 10.0], 20.0, settings)
+    assert covered == 20.0
+    assert spans(planned) == [(0.0, 4.5), (4.5, 10.0), (10.0, 20.0)]
+
+
+def test_plan_splits_long_scenes_evenly_and_excludes_end_card():
+    settings = SceneSettings(min_scene_seconds=0.5, max_scene_seconds=10.0, exclude_last_seconds=5.0)
+    planned, covered = plan_scenes([2.0, 50.0], 60.0, settings)
+    assert covered == 55.0
+    assert spans(planned)[:1] == [(0.0, 2.0)]
+    middle = [s for s in planned if 2.0 <= s.start < 50.0]
+    assert len(middle) == 5 and all(abs(s.duration - 9.6) < 1e-6 for s in middle)
+    assert planned[-1].end == 55.0
+    detection = SceneDetection(tuple(planned), covered, 27.0)
+    assert check_scene_coverage(detection) == []
+
+
+def test_coverage_check_finds_gaps_and_overlaps():
+    from tving_resources.scenes import Scene
+
+    gap = SceneDetection((Scene(0, 0, 1), Scene(1, 1.5, 3)), 3.0, 27.0)
+    overlap = SceneDetection((Scene(0, 0, 2), Scene(1, 1.5, 3)), 3.0, 27.0)
+    short = SceneDetection((Scene(0, 0, 2),), 3.0, 27.0)
+    assert "gap" in check_scene_coverage(gap)[0]
+    assert "overlap" in check_scene_coverage(overlap)[0]
+    assert "ends at" in check_scene_coverage(short)[0]
+
+
+@pytest.mark.parametrize(
+    ("first_cuts", "retry_cuts", "expected_factor", "used"),
+    [
+        ([1.0], [1.0, 2.0, 3.0, 4.0, 5.0], 0.6, "retry"),  # too few -> lower threshold
+        ([float(i) for i in range(1, 50)], [5.0 * i for i in range(1, 9)], 1.5, "retry"),  # too many -> higher
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], None, None, "first"),  # in range: no retry
+    ],
+)
+def test_retry_rule(monkeypatch, first_cuts, retry_cuts, expected_factor, used):
+    calls = []
+
+    def fake_detect_cuts(path, threshold, min_scene_seconds, end_time=None):
+        calls.append(threshold)
+        return first_cuts if len(calls) == 1 else retry_cuts
+
+    monkeypatch.setattr(scenes_module, "detect_cuts", fake_detect_cuts)
+    settings = SceneSettings(threshold=30.0, min_scene_seconds=0.1, max_scene_seconds=1000)
+    result = detect_scenes("unused.mp4", 60.0, settings)
+    if expected_factor is None:
+        assert calls == [30.0]
+    else:
+        assert calls == [30.0, pytest.approx(30.0 * expected_factor)]
+    chosen = retry_cuts if used == "retry" else first_cuts
+    assert len(result.scenes) == len(chosen) + 1
+    assert result.threshold_used == calls[-1 if used == "retry" else 0]
+
+
+def test_detected_cuts_match_known_cuts(cuts_clip):
+    path, known_cuts = cuts_clip
+    info = probe_video(path, "cuts-0000000000")
+    detection = detect_scenes(path, info.duration, SceneSettings())
+    starts = [s.start for s in detection.scenes[1:]]
+    assert len(starts) == len(known_cuts), (starts, known_cuts)
+    for found, known in zip(starts, known_cuts, strict=True):
+        assert abs(found - known) <= 0.25
+    assert check_scene_coverage(detection) == []
+
+
+def test_real_sample_with_hard_cuts(sample_videos):
+    detection = detect_scenes(sample_videos["bikes.mp4"], 10.0, SceneSettings())
+    assert len(detection.scenes) >= 4
+    assert check_scene_coverage(detection) == []

@@ -1,0 +1,1 @@
+"""Dagster code location: thin assets, sensors, schedules and checks over ``tving_resources``."""

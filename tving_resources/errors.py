@@ -1,0 +1,67 @@
+"""The small exception tree of the project.
+
+Every error a user can meet carries a message that says what went wrong *and* what to do about
+it. Code that catches errors to keep a batch going (one bad video must not stop the others)
+catches :class:`TvingError` only, so programming errors still surface as tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class TvingError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(TvingError):
+    """A setting is missing or invalid."""
+
+
+class VideoError(TvingError):
+    """A video file cannot be used; the message names the file."""
+
+
+class UnreadableVideoError(VideoError):
+    """The file is empty, truncated, not a media container, or cannot be decoded."""
+
+
+class NoVideoStreamError(VideoError):
+    """The file is a media file without a video stream (for example audio only)."""
+
+
+class VideoNotRegisteredError(TvingError):
+    """A video id is not in the catalog (it was never registered, or its file was removed)."""
+
+
+class MissingArtifactError(TvingError):
+    """An upstream stage has not been materialized for this video yet."""
+
+
+class ModelError(TvingError):
+    """A model cannot be loaded or run."""
+
+
+class ModelNotAvailableError(ModelError):
+    """A model's weights are not on this machine and cannot be downloaded."""
+
+
+class StoreError(TvingError):
+    """The LanceDB table is missing, unreachable, or holds something other than expected."""
+
+
+class ProfileMismatchError(StoreError):
+    """A query uses a model profile other than the one that wrote the index."""
+
+
+__all__ = [
+    "ConfigError",
+    "MissingArtifactError",
+    "ModelError",
+    "ModelNotAvailableError",
+    "NoVideoStreamError",
+    "ProfileMismatchError",
+    "StoreError",
+    "TvingError",
+    "UnreadableVideoError",
+    "VideoError",
+    "VideoNotRegisteredError",
+]

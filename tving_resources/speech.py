@@ -1,0 +1,133 @@
+"""Speech to text with faster-whisper: segments with timestamps, the detected language, and the
+text that overlaps any span of the video."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    segments: tuple[TranscriptSegment, ...]
+    language: str | None
+    language_probability: float
+    model_id: str
+    audio_seconds: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments).strip()
+
+    def text_between(self, start: float, end: float) -> str:
+        """The text of every segment that overlaps [start, end)."""
+        return " ".join(s.text for s in self.segments if s.end > start and s.start < end).strip()
+
+    @classmethod
+    def silent(cls, model_id: str) -> Transcript:
+        """The transcript of a video without an audio track."""
+        return cls((), None, 0.0, model_id, 0.0)
+
+
+class WhisperRecognizer:
+    """A loaded ``faster_whisper.WhisperModel`` plus the decoding options of a profile."""
+
+    def __init__(
+        self,
+        model: Any,
+        model_id: str,
+        beam_size: int = 1,
+        vad_filter: bool = True,
+        language: str | None = None,
+        batch_size: int = 0,
+        no_repeat_ngram_size: int = 4,
+    ):
+        self.model = model
+        self.model_id = model_id
+        self.beam_size = beam_size
+        self.vad_filter = vad_filter
+        self.language = language
+        self.batch_size = batch_size
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self._batched = None
+
+    def transcribe(
+        self,
+        path: str | Path,
+        has_audio: bool = True,
+        clip: tuple[float, float] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Transcript:
+        """Transcribe a file's first audio track; ``clip`` limits it to [start, end) seconds.
+
+        ``has_audio`` must come from the probe: faster-whisper fails with an IndexError deep in
+        PyAV on a file without an audio stream, so such files never reach it.
+        """
+        if not has_audio:
+            return Transcript.silent(self.model_id)
+        options: dict[str, Any] = {
+            "beam_size": self.beam_size,
+            "language": self.language,
+            "vad_filter": self.vad_filter,
+            # Guards against Whisper's loops on music and noise ("Hmmmmmm...", a line repeated
+            # to the end of the window), which also cost most of the decoding time on CPU:
+            "condition_on_previous_text": False,
+            "temperature": (0.0, 0.4, 0.8),
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
+        audio = _decode_audio(path, clip)
+        try:
+            if self.batch_size > 1:
+                segments, info = self._batched_pipeline().transcribe(audio, batch_size=self.batch_size, **options)
+            else:
+                segments, info = self.model.transcribe(audio, **options)
+            result = []
+            for seg in segments:  # a generator: decoding happens while iterating
+                text = seg.text.strip()
+                if text and not _looks_hallucinated(seg):
+                    result.append(TranscriptSegment(float(seg.start), float(seg.end), text))
+                if on_progress and info.duration:
+                    on_progress(min(1.0, seg.end / info.duration))
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{Path(path).name}: speech recognition failed ({exc})") from exc
+        offset = clip[0] if clip else 0.0
+        segments_out = tuple(TranscriptSegment(s.start + offset, s.end + offset, s.text) for s in result)
+        return Transcript(
+            segments_out, info.language, float(info.language_probability), self.model_id, float(info.duration)
+        )
+
+    def _batched_pipeline(self):
+        if self._batched is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(model=self.model)
+        return self._batched
+
+
+def _looks_hallucinated(segment: Any) -> bool:
+    """Whisper's own thresholds, applied per segment (it applies them per 30 s window only)."""
+    if segment.compression_ratio > 2.4:  # highly repetitive text
+        return True
+    return segment.no_speech_prob > 0.6 and segment.avg_logprob < -1.0
+
+
+def _decode_audio(path: str | Path, clip: tuple[float, float] | None):
+    """16 kHz mono float32 samples, cut to ``clip`` if given (faster-whisper's own decoder)."""
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(path), sampling_rate=16000)
+    if clip is not None:
+        start, end = (max(0, round(t * 16000)) for t in clip)
+        samples = samples[start:end]
+    return samples

@@ -1,0 +1,475 @@
+"""The LanceDB scene table: its schema (shared by the writer asset and the query app), per-video
+atomic replacement, deletion, search primitives and index maintenance.
+
+One row per scene. A video's rows are replaced in a single ``merge_insert`` commit (update the
+scenes that exist, insert new ones, delete the video's scenes that are gone), so a reader sees
+either the old rows or the new rows of a video, never a mix or a half.
+
+Each model profile writes its own table (``scenes_lite``, ``scenes_full``): vectors of different
+models never share a column, and switching profile re-indexes into the other table. The table's
+schema metadata records the models that wrote it; a reader or writer with other models gets a
+:class:`ProfileMismatchError` instead of meaningless scores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import ProfileMismatchError, StoreError
+from .ids import is_video_id
+
+SCHEMA_VERSION = "1"
+_META_PREFIX = "tving."
+TEXT_COLUMNS = ("caption_vector", "transcript_vector")
+FTS_COLUMN = "search_text"
+# Below this many rows an exact (flat) vector search is fast enough and an ANN index not worth it.
+DEFAULT_ANN_MIN_ROWS = 5_000
+_COMMIT_RETRIES = 6
+
+
+@dataclass(frozen=True)
+class ModelStamp:
+    """The models whose outputs fill a table. Two stamps must match to mix rows or query."""
+
+    profile: str
+    text_model: str
+    text_dim: int
+    frame_model: str
+    frame_dim: int
+    caption_model: str
+    speech_model: str
+
+    def to_metadata(self) -> dict[str, str]:
+        meta = {f"{_META_PREFIX}{k}": str(v) for k, v in self.__dict__.items()}
+        meta[f"{_META_PREFIX}schema_version"] = SCHEMA_VERSION
+        return meta
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[bytes, bytes] | None) -> ModelStamp | None:
+        meta = {k.decode(): v.decode() for k, v in (metadata or {}).items()}
+        try:
+            return cls(
+                profile=meta[f"{_META_PREFIX}profile"],
+                text_model=meta[f"{_META_PREFIX}text_model"],
+                text_dim=int(meta[f"{_META_PREFIX}text_dim"]),
+                frame_model=meta[f"{_META_PREFIX}frame_model"],
+                frame_dim=int(meta[f"{_META_PREFIX}frame_dim"]),
+                caption_model=meta[f"{_META_PREFIX}caption_model"],
+                speech_model=meta[f"{_META_PREFIX}speech_model"],
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def query_mismatch(self, other: ModelStamp) -> str | None:
+        """Why vectors of ``other`` cannot be compared with this table's (None if they can)."""
+        for field in ("text_model", "text_dim", "frame_model", "frame_dim"):
+            if getattr(self, field) != getattr(other, field):
+                return f"{field} is {getattr(self, field)!r} in the index but {getattr(other, field)!r} here"
+        return None
+
+    def write_mismatch(self, other: ModelStamp) -> str | None:
+        for field in ("caption_model", "speech_model"):
+            if getattr(self, field) != getattr(other, field):
+                return f"{field} is {getattr(self, field)!r} in the index but {getattr(other, field)!r} here"
+        return self.query_mismatch(other)
+
+
+def table_name_for(profile: str) -> str:
+    return f"scenes_{profile}"
+
+
+def scene_schema(stamp: ModelStamp) -> pa.Schema:
+    text_vec = pa.list_(pa.float32(), stamp.text_dim)
+    frame_vec = pa.list_(pa.float32(), stamp.frame_dim)
+    return pa.schema(
+        [
+            pa.field("scene_id", pa.string(), nullable=False),
+            pa.field("video_id", pa.string(), nullable=False),
+            pa.field("video_path", pa.string()),
+            pa.field("video_name", pa.string()),
+            pa.field("video_duration", pa.float64()),
+            pa.field("scene_index", pa.int32()),
+            pa.field("start", pa.float64()),
+            pa.field("end", pa.float64()),
+            pa.field("caption", pa.string()),
+            pa.field("transcript", pa.string()),
+            pa.field(FTS_COLUMN, pa.string()),
+            pa.field("language", pa.string()),
+            pa.field("has_transcript", pa.bool_()),
+            pa.field("caption_vector", text_vec),
+            pa.field("transcript_vector", text_vec),
+            pa.field("frame_vectors", pa.list_(frame_vec)),
+            pa.field("keyframe_times", pa.list_(pa.float64())),
+            pa.field("thumbnails", pa.list_(pa.string())),
+            pa.field("fingerprint", pa.string()),
+            pa.field("caption_model", pa.string()),
+            pa.field("text_model", pa.string()),
+            pa.field("frame_model", pa.string()),
+            pa.field("speech_model", pa.string()),
+            pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
+        ],
+        metadata=stamp.to_metadata(),
+    )
+
+
+def scene_id(video_id: str, scene_index: int) -> str:
+    return f"{video_id}:{scene_index:05d}"
+
+
+@dataclass(frozen=True)
+class SceneFilter:
+    """Typed search filters, turned into a LanceDB ``where`` string by this module only.
+
+    User text never reaches the filter string: video ids must match the id pattern and times
+    are floats, so nothing a user types can change the filter's meaning.
+    """
+
+    video_ids: tuple[str, ...] = ()
+    start_at_or_after: float | None = None  # scene ends after this time
+    end_at_or_before: float | None = None  # scene starts before this time
+
+    def to_where(self) -> str | None:
+        clauses = []
+        if self.video_ids:
+            bad = [v for v in self.video_ids if not is_video_id(v)]
+            if bad:
+                raise ValueError(f"invalid video id(s): {', '.join(map(repr, bad))}")
+            clauses.append("video_id IN (" + ", ".join(f"'{v}'" for v in self.video_ids) + ")")
+        if self.start_at_or_after is not None:
+            clauses.append(f"`end` > {float(self.start_at_or_after)!r}")
+        if self.end_at_or_before is not None:
+            clauses.append(f"start < {float(self.end_at_or_before)!r}")
+        return " AND ".join(clauses) or None
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    video_id: str
+    video_name: str
+    video_path: str
+    duration: float
+    scenes: int
+    indexed_at: Any
+
+
+class SceneStore:
+    """The scene table of one model profile in a LanceDB database (local folder or s3://...)."""
+
+    def __init__(self, uri: str, stamp: ModelStamp, table_name: str | None = None):
+        self.uri = uri
+        self.stamp = stamp
+        self.table_name = table_name or table_name_for(stamp.profile)
+        self._db = None
+        self._table = None
+
+    # ---------------------------------------------------------------- tables
+    @property
+    def db(self):
+        if self._db is None:
+            import lancedb
+
+            try:
+                self._db = lancedb.connect(self.uri)
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise StoreError(f"cannot open the LanceDB database at {self.uri}: {exc}") from exc
+        return self._db
+
+    def table_names(self) -> list[str]:
+        return _table_names(self.db)
+
+    def exists(self) -> bool:
+        return self.table_name in self.table_names()
+
+    def table(self, create: bool = False):
+        """The table, checked against this store's model stamp (created on first write)."""
+        if self._table is None:
+            if self.exists():
+                table = self.db.open_table(self.table_name)
+                self._check_stamp(table, writing=create)
+                self._table = table
+            elif create:
+                self._table = self._create()
+            else:
+                others = [n for n in self.table_names() if n.startswith("scenes_")]
+                hint = (
+                    f" (the database holds {', '.join(others)}: index with that profile's models, "
+                    f"or re-index with profile {self.stamp.profile!r})"
+                    if others
+                    else "; index some videos first: tving index PATH"
+                )
+                raise StoreError(f"no scene table {self.table_name!r} at {self.uri}{hint}")
+        return self._table
+
+    def _create(self):
+        from lancedb.index import FTS
+
+        table = self.db.create_table(self.table_name, schema=scene_schema(self.stamp), exist_ok=True)
+        self._check_stamp(table, writing=True)
+        # An FTS index made while the table is empty: rows added later are searched too (unindexed
+        # rows are scanned) until the search_index asset folds them into the index.
+        if not table.list_indices():
+            table.create_index(FTS_COLUMN, config=FTS(), replace=True)
+        return table
+
+    def _check_stamp(self, table, writing: bool) -> None:
+        found = ModelStamp.from_metadata(table.schema.metadata)
+        if found is None:
+            raise StoreError(f"table {self.table_name!r} at {self.uri} was not written by tving (no model stamp)")
+        reason = found.write_mismatch(self.stamp) if writing else found.query_mismatch(self.stamp)
+        if reason:
+            action = "write to" if writing else "search"
+            raise ProfileMismatchError(
+                f"cannot {action} table {self.table_name!r} (profile {found.profile!r}): {reason}. "
+                f"Use the models that built it, or re-index the videos with these models into a "
+                f"fresh table (delete {self.table_name!r} or set TVING_LANCEDB_URI elsewhere)."
+            )
+
+    # ---------------------------------------------------------------- writes
+    def replace_video(self, video_id: str, rows: pa.Table) -> int:
+        """Make ``rows`` the only rows of ``video_id``, in one commit. Returns the row count."""
+        if not is_video_id(video_id):
+            raise ValueError(f"invalid video id {video_id!r}")
+        ids = set(rows.column("video_id").to_pylist())
+        if ids - {video_id}:
+            raise ValueError(f"rows of other videos in replace_video({video_id!r}): {sorted(ids)}")
+        table = self.table(create=True)
+        rows = rows.cast(table.schema)
+
+        def commit():
+            (
+                table.merge_insert("scene_id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"video_id = '{video_id}'")
+                .execute(rows)
+            )
+
+        _retry_on_conflict(commit)
+        return rows.num_rows
+
+    # ----------------------------------------------------------------- reads
+    def count(self, video_id: str | None = None) -> int:
+        if not self.exists():
+            return 0
+        if video_id is None:
+            return self.table().count_rows()
+        if not is_video_id(video_id):
+            raise ValueError(f"invalid video id {video_id!r}")
+        return self.table().count_rows(f"video_id = '{video_id}'")
+
+    def videos(self) -> list[VideoSummary]:
+        if not self.exists():
+            return []
+        cols = ["video_id", "video_name", "video_path", "video_duration", "indexed_at"]
+        data = self.table().search().select(cols).limit(None).to_arrow().to_pylist()
+        grouped: dict[str, VideoSummary] = {}
+        counts: dict[str, int] = {}
+        for row in data:
+            counts[row["video_id"]] = counts.get(row["video_id"], 0) + 1
+            grouped[row["video_id"]] = VideoSummary(
+                row["video_id"], row["video_name"], row["video_path"], row["video_duration"], 0, row["indexed_at"]
+            )
+        return sorted(
+            (VideoSummary(**{**v.__dict__, "scenes": counts[k]}) for k, v in grouped.items()),
+            key=lambda v: v.video_name,
+        )
+
+    def scenes_of(self, video_id: str, columns: Sequence[str] | None = None) -> list[dict]:
+        if not is_video_id(video_id):
+            raise ValueError(f"invalid video id {video_id!r}")
+        query = self.table().search().where(f"video_id = '{video_id}'").limit(None)
+        if columns:
+            query = query.select(list(columns))
+        rows = query.to_arrow().to_pylist()
+        return sorted(rows, key=lambda r: r["scene_index"])
+
+    def rows_by_id(self, scene_ids: Sequence[str], columns: Sequence[str]) -> dict[str, dict]:
+        if not scene_ids:
+            return {}
+        bad = [s for s in scene_ids if not _is_scene_id(s)]
+        if bad:
+            raise ValueError(f"invalid scene id(s) {bad[:3]}")
+        where = "scene_id IN (" + ", ".join(f"'{s}'" for s in scene_ids) + ")"
+        cols = list(dict.fromkeys(["scene_id", *columns]))
+        rows = self.table().search().where(where).select(cols).limit(len(scene_ids)).to_arrow().to_pylist()
+        return {r["scene_id"]: r for r in rows}
+
+    def vector_search(
+        self, column: str, vector: np.ndarray, limit: int, where: str | None = None
+    ) -> list[tuple[str, float]]:
+        """(scene_id, cosine similarity) of the nearest rows; vectors are unit-norm so dot = cosine."""
+        query = (
+            self.table()
+            .search(np.asarray(vector, dtype=np.float32), vector_column_name=column)
+            .distance_type("dot")
+            .limit(limit)
+            .select(["scene_id", "_distance"])
+        )
+        if where:
+            query = query.where(where, prefilter=True)
+        table = query.to_arrow()
+        # LanceDB's dot "distance" is 1 - dot product.
+        sims = 1.0 - table.column("_distance").to_numpy()
+        return list(zip(table.column("scene_id").to_pylist(), sims.tolist(), strict=True))
+
+    def text_search(self, text: str, limit: int, where: str | None = None) -> list[tuple[str, float]]:
+        """(scene_id, BM25 score) from the full-text index over caption + transcript."""
+        query = self.table().search(text, query_type="fts", fts_columns=FTS_COLUMN).limit(limit)
+        query = query.select(["scene_id", "_score"])
+        if where:
+            query = query.where(where, prefilter=True)
+        try:
+            table = query.to_arrow()
+        except (ValueError, RuntimeError, OSError) as exc:
+            if "index" in str(exc).lower():
+                return []  # no full-text index yet: the vector signals still answer
+            raise
+        return list(zip(table.column("scene_id").to_pylist(), table.column("_score").to_pylist(), strict=True))
+
+    # --------------------------------------------------------------- indexes
+    def refresh_indexes(self, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
+        return refresh_table_indexes(self.table(create=True), ann_min_rows)
+
+    def size_bytes(self) -> int | None:
+        """Bytes on disk of the table (local databases only)."""
+        folder = Path(self.uri) / f"{self.table_name}.lance"
+        if not folder.is_dir():
+            return None
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "table": self.table_name,
+            "rows": self.count(),
+            "size_bytes": self.size_bytes(),
+            "models": json.loads(json.dumps(self.stamp.__dict__)),
+        }
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    name: str
+    rows: int
+    videos: int
+    size_bytes: int | None
+    stamp: ModelStamp | None
+    indexes: tuple[str, ...]
+
+
+def inspect_tables(uri: str) -> list[TableStatus]:
+    """What each profile's scene table holds, read without loading any model."""
+    import lancedb
+
+    try:
+        db = lancedb.connect(uri)
+        names = [n for n in _table_names(db) if n.startswith("scenes_")]
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise StoreError(f"cannot open the LanceDB database at {uri}: {exc}") from exc
+    statuses = []
+    for name in names:
+        table = db.open_table(name)
+        video_ids = table.search().select(["video_id"]).limit(None).to_arrow().column("video_id")
+        folder = Path(uri) / f"{name}.lance"
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
+        statuses.append(
+            TableStatus(
+                name=name,
+                rows=table.count_rows(),
+                videos=len(set(video_ids.to_pylist())),
+                size_bytes=size,
+                stamp=ModelStamp.from_metadata(table.schema.metadata),
+                indexes=tuple(sorted(i.name for i in table.list_indices())),
+            )
+        )
+    return statuses
+
+
+def delete_video_everywhere(uri: str, video_id: str) -> int:
+    """Delete a video's rows from every profile's table (a removed file leaves nothing behind)."""
+    import lancedb
+
+    if not is_video_id(video_id):
+        raise ValueError(f"invalid video id {video_id!r}")
+    db = lancedb.connect(uri)
+    touched = 0
+    for name in _table_names(db):
+        if name.startswith("scenes_"):
+            table = db.open_table(name)
+            _retry_on_conflict(lambda t=table: t.delete(f"video_id = '{video_id}'"))
+            touched += 1
+    return touched
+
+
+def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
+    """Build missing indexes (full-text always; ANN on the text vectors once the table has
+    ``ann_min_rows`` rows), fold new rows into existing indexes, and compact the table."""
+    from lancedb.index import FTS, IvfHnswSq
+
+    started = time.perf_counter()
+    existing = {tuple(i.columns) for i in table.list_indices()}
+    rows = table.count_rows()
+    built = []
+    if (FTS_COLUMN,) not in existing:
+        table.create_index(FTS_COLUMN, config=FTS(), replace=True)
+        built.append(FTS_COLUMN)
+    if rows >= ann_min_rows:
+        for column in TEXT_COLUMNS:
+            if (column,) not in existing:
+                table.create_index(column, config=IvfHnswSq(distance_type="dot"), replace=True)
+                built.append(column)
+    table.optimize()
+    return {
+        "table": table.name,
+        "rows": rows,
+        "built": built,
+        "indexes": sorted(i.name for i in table.list_indices()),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def refresh_all_indexes(uri: str, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> list[dict[str, Any]]:
+    """:func:`refresh_table_indexes` on every profile's scene table in the database."""
+    import lancedb
+
+    db = lancedb.connect(uri)
+    return [
+        refresh_table_indexes(db.open_table(name), ann_min_rows)
+        for name in _table_names(db)
+        if name.startswith("scenes_")
+    ]
+
+
+def _table_names(db) -> list[str]:
+    names, token = [], None
+    while True:
+        page = db.list_tables(page_token=token)
+        names.extend(page.tables)
+        token = page.page_token
+        if not token:
+            return sorted(names)
+
+
+def _is_scene_id(value: str) -> bool:
+    video_id, _, index = value.rpartition(":")
+    return is_video_id(video_id) and index.isdigit()
+
+
+def _retry_on_conflict(operation) -> None:
+    """Retry a write that lost a commit race to another writer (LanceDB's optimistic commits)."""
+    for attempt in range(_COMMIT_RETRIES):
+        try:
+            operation()
+            return
+        except (OSError, RuntimeError, ValueError) as exc:
+            if "conflict" not in str(exc).lower() or attempt == _COMMIT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)

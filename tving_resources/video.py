@@ -1,0 +1,201 @@
+"""Probe a video file, decode frames at given times, write thumbnails.
+
+Probing uses PyAV (FFmpeg) because it tells a damaged file from a good one with a precise error;
+frame decoding uses decord, which decodes a sorted batch of frame indices in one pass and scales
+frames while decoding (no full-size frames in memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NoVideoStreamError, UnreadableVideoError
+
+# How far before the end the probe decodes, to catch files cut short after a valid header.
+_TAIL_CHECK_SECONDS = 2.0
+_DECODE_CHUNK = 48  # frames per decord batch: bounds memory on long videos
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    video_id: str
+    path: str
+    duration: float
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    video_codec: str
+    has_audio: bool
+    audio_codec: str | None
+    size_bytes: int
+    mtime_ns: int
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def fingerprint_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Content hash (BLAKE2b-128) of the whole file: tells a re-encoded file from a touched one."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe_video(path: str | Path, video_id: str) -> VideoInfo:
+    """Read a video's properties and check that it decodes from start to end.
+
+    Raises:
+        UnreadableVideoError: missing, empty, not a media file, truncated or undecodable.
+        NoVideoStreamError: a media file without a video stream (audio only, for example).
+    """
+    import av  # PyAV ships with faster-whisper; imported here to keep module import cheap
+
+    file = Path(path)
+    if not file.is_file():
+        raise UnreadableVideoError(f"{file}: file not found")
+    stat = file.stat()
+    if stat.st_size == 0:
+        raise UnreadableVideoError(f"{file.name}: the file is empty (0 bytes)")
+    try:
+        with av.open(str(file)) as container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+                raise NoVideoStreamError(
+                    f"{file.name}: no video stream (found: {', '.join(kinds)}); only files with pictures can be indexed"
+                )
+            stream = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            duration = _duration_seconds(container, stream)
+            frame_count = stream.frames or round(duration * fps)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            _check_decodes_to_end(container, stream, duration, fps, file.name)
+            codec = stream.codec_context.name
+            audio_codec = audio.codec_context.name if audio is not None else None
+    except av.error.FFmpegError as exc:
+        raise UnreadableVideoError(
+            f"{file.name}: not a readable video ({exc.strerror or exc}); check that the file is a "
+            "complete video and plays in a media player"
+        ) from exc
+    if duration <= 0 or width <= 0 or height <= 0:
+        raise UnreadableVideoError(f"{file.name}: the video stream has no duration or no size")
+    return VideoInfo(
+        video_id=video_id,
+        path=str(file.resolve()),
+        duration=duration,
+        fps=fps,
+        frame_count=int(frame_count),
+        width=width,
+        height=height,
+        video_codec=codec,
+        has_audio=audio is not None,
+        audio_codec=audio_codec,
+        size_bytes=stat.st_size,
+        mtime_ns=stat.st_mtime_ns,
+        fingerprint=fingerprint_file(file),
+    )
+
+
+def _duration_seconds(container, stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return 0.0
+
+
+def _check_decodes_to_end(container, stream, duration: float, fps: float, name: str) -> None:
+    """Decode the first frame and the last seconds; a truncated file fails one or the other."""
+    first = next(container.decode(stream), None)
+    if first is None:
+        raise UnreadableVideoError(f"{name}: the video stream holds no decodable frame")
+    tail_start = max(0.0, duration - _TAIL_CHECK_SECONDS)
+    container.seek(int(tail_start / stream.time_base), stream=stream, backward=True)
+    last_time = None
+    for frame in container.decode(stream):
+        if frame.pts is not None:
+            last_time = float(frame.pts * stream.time_base)
+    slack = max(_TAIL_CHECK_SECONDS, 3.0 / fps)
+    if last_time is None or last_time < duration - slack:
+        reached = "nothing" if last_time is None else f"{last_time:.1f} s"
+        raise UnreadableVideoError(
+            f"{name}: the file looks truncated (decoding stops at {reached} of a declared "
+            f"{duration:.1f} s); copy or download it again"
+        )
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Largest even size with the same aspect ratio whose long side is at most ``max_side``."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+class FrameReader:
+    """Frames of one video at given times, decoded in sorted batches (one forward pass).
+
+    ``size`` is the (width, height) of the source; with ``max_side`` the frames are scaled while
+    decoding so that their long side is at most ``max_side``.
+    """
+
+    def __init__(self, path: str | Path, size: tuple[int, int], max_side: int | None = None, threads: int = 2):
+        import decord  # native extension; imported on use
+
+        self.path = str(path)
+        kwargs = {}
+        if max_side and max(size) > max_side:
+            kwargs["width"], kwargs["height"] = scaled_size(*size, max_side)
+        try:
+            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=threads, **kwargs)
+            self._timestamps = self._reader.get_frame_timestamp(np.arange(len(self._reader)))
+        except decord.DECORDError as exc:
+            raise UnreadableVideoError(f"{Path(self.path).name}: cannot decode frames ({exc})") from exc
+        if len(self._reader) == 0:
+            raise UnreadableVideoError(f"{Path(self.path).name}: the video has no frames")
+
+    def __len__(self) -> int:
+        return len(self._reader)
+
+    def frame_index_at(self, seconds: float) -> int:
+        """Index of the frame shown at ``seconds`` (the last frame starting at or before it)."""
+        starts = self._timestamps[:, 0]
+        return int(np.clip(np.searchsorted(starts, seconds + 1e-6, side="right") - 1, 0, len(starts) - 1))
+
+    def frame_time(self, index: int) -> float:
+        return float(self._timestamps[index, 0])
+
+    def frames_at(self, times: Sequence[float]) -> list[np.ndarray]:
+        """RGB uint8 frames at ``times`` (any order, repeats allowed), decoded in sorted order."""
+        indices = [self.frame_index_at(t) for t in times]
+        unique = sorted(set(indices))
+        decoded: dict[int, np.ndarray] = {}
+        for start in range(0, len(unique), _DECODE_CHUNK):
+            chunk = unique[start : start + _DECODE_CHUNK]
+            batch = self._reader.get_batch(chunk).asnumpy()
+            decoded.update(zip(chunk, batch, strict=True))
+        return [decoded[i] for i in indices]
+
+
+def save_jpeg(frame: np.ndarray, path: Path, max_side: int, quality: int = 85) -> None:
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    if max(image.size) > max_side:
+        image = image.resize(scaled_size(*image.size, max_side), Image.Resampling.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="JPEG", quality=quality)
+
+
+def keyframe_times(start: float, end: float, count: int) -> list[float]:
+    """``count`` times at the midpoints of ``count`` equal segments of [start, end)."""
+    step = (end - start) / count
+    return [start + (i + 0.5) * step for i in range(count)]
