@@ -126,7 +126,19 @@ def make_speech_clip(folder: Path) -> tuple[Path, list[tuple[float, float]]]:
 
 def make_audio_only(folder: Path) -> Path:
     out = folder / "audio only.mp4"
-    run("ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(out))
+    run(
+        "ffmpeg",
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-c:a",
+        "aac",
+        str(out),
+    )
     return out
 
 
@@ -140,7 +152,19 @@ def make_broken_files(folder: Path, good_video: Path) -> dict[str, Path]:
     truncated.write_bytes(data[: len(data) // 2])
     # moov atom first (+faststart): the header is whole, the media data is cut short
     faststart = folder / "faststart_full.mp4"
-    run("ffmpeg", "-y", "-loglevel", "error", "-i", str(good_video), "-c", "copy", "-movflags", "+faststart", str(faststart))
+    run(
+        "ffmpeg",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        str(good_video),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(faststart),
+    )
     truncated_fast = folder / "truncated_faststart.mp4"
     truncated_fast.write_bytes(faststart.read_bytes()[: faststart.stat().st_size // 2])
     faststart.unlink()

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,17 @@ class ModelStamp:
             if getattr(self, field) != getattr(other, field):
                 return f"{field} is {getattr(self, field)!r} in the index but {getattr(other, field)!r} here"
         return self.query_mismatch(other)
+
+
+def connect(uri: str):
+    """A LanceDB connection whose open tables always read the latest committed version.
+
+    Without this a long-lived reader (the web server, a resource) keeps seeing the table as it was
+    when opened: videos indexed or removed since would stay invisible.
+    """
+    import lancedb
+
+    return lancedb.connect(uri, read_consistency_interval=timedelta(0))
 
 
 def table_name_for(profile: str) -> str:
@@ -174,10 +186,8 @@ class SceneStore:
     @property
     def db(self):
         if self._db is None:
-            import lancedb
-
             try:
-                self._db = lancedb.connect(self.uri)
+                self._db = connect(self.uri)
             except (OSError, ValueError, RuntimeError) as exc:
                 raise StoreError(f"cannot open the LanceDB database at {self.uri}: {exc}") from exc
         return self._db
@@ -367,10 +377,8 @@ class TableStatus:
 
 def inspect_tables(uri: str) -> list[TableStatus]:
     """What each profile's scene table holds, read without loading any model."""
-    import lancedb
-
     try:
-        db = lancedb.connect(uri)
+        db = connect(uri)
         names = [n for n in _table_names(db) if n.startswith("scenes_")]
     except (OSError, ValueError, RuntimeError) as exc:
         raise StoreError(f"cannot open the LanceDB database at {uri}: {exc}") from exc
@@ -395,11 +403,9 @@ def inspect_tables(uri: str) -> list[TableStatus]:
 
 def delete_video_everywhere(uri: str, video_id: str) -> int:
     """Delete a video's rows from every profile's table (a removed file leaves nothing behind)."""
-    import lancedb
-
     if not is_video_id(video_id):
         raise ValueError(f"invalid video id {video_id!r}")
-    db = lancedb.connect(uri)
+    db = connect(uri)
     touched = 0
     for name in _table_names(db):
         if name.startswith("scenes_"):
@@ -438,9 +444,7 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
 
 def refresh_all_indexes(uri: str, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> list[dict[str, Any]]:
     """:func:`refresh_table_indexes` on every profile's scene table in the database."""
-    import lancedb
-
-    db = lancedb.connect(uri)
+    db = connect(uri)
     return [
         refresh_table_indexes(db.open_table(name), ann_min_rows)
         for name in _table_names(db)

