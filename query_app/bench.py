@@ -136,7 +136,7 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
     stamp = runtime.stamp()
     store = SceneStore(uri, stamp)
     if store.exists() and store.count() >= rows:
-        return {"rows": store.count(), "reused": True}
+        return {"rows": store.count(), "reused": True, "indexes": refresh_table_indexes(store.table())}
     store.db.drop_table(store.table_name) if store.exists() else None
     schema = scene_schema(stamp)
     rng = np.random.default_rng(seed)

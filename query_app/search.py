@@ -20,11 +20,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.runtime import ModelRuntime
 from tving_resources.store import SceneFilter, SceneStore
 
+# What a candidate row carries: vectors to score it, and what a result shows.
+DISPLAY_COLUMNS = [
+    "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
+    "keyframe_times", "thumbnails",
+]  # fmt: skip
+ROW_COLUMNS = [c for c in DISPLAY_COLUMNS if c != "scene_id"] + ["caption_vector", "transcript_vector", "frame_vectors"]
 MAX_QUERY_CHARS = 500
 MAX_K = 50
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
@@ -131,7 +138,7 @@ class SceneSearch:
         lancedb_uri: str | None = None,
         fusion: str = DEFAULT_FUSION,
         weights: FusionWeights | None = None,
-        candidates: int = 50,
+        candidates: int = 30,
     ):
         if fusion not in FUSION_METHODS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
@@ -197,46 +204,49 @@ class SceneSearch:
         clock = time.perf_counter()
         n = max(self.candidates, k * 4)
         store = self.store
-        jobs = {
-            "caption": self._pool.submit(store.vector_search, "caption_vector", qvec, n, where),
-            "transcript": self._pool.submit(store.vector_search, "transcript_vector", qvec, n, where),
-            "text": self._pool.submit(store.text_search, query_used, n, where),
-        }
-        found = {name: job.result() for name, job in jobs.items()}
+        # Every signal's query returns the columns needed to score and show a scene, so no
+        # second lookup is needed (it cost more than the searches themselves at 100k rows).
+        jobs = [
+            self._pool.submit(store.vector_search, "caption_vector", qvec, n, where, ROW_COLUMNS),
+            self._pool.submit(store.vector_search, "transcript_vector", qvec, n, where, ROW_COLUMNS),
+            self._pool.submit(store.text_search, query_used, n, where, ROW_COLUMNS),
+        ]
+        found = [job.result() for job in jobs]
         timings["candidates"] = _ms(clock)
 
         clock = time.perf_counter()
-        ids = list(dict.fromkeys(sid for hits in found.values() for sid, _ in hits))
-        if not ids:
-            timings["total"] = sum(timings.values())
+        candidates = _unique_rows([t.select(["scene_id", *ROW_COLUMNS]) for t in found if t.num_rows])
+        if candidates.num_rows == 0:
+            timings["total"] = round(sum(timings.values()), 2)
             return SearchResponse(query, query_used, translated, self.fusion, (), timings)
-        columns = [
-            "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption",
-            "transcript", "caption_vector", "transcript_vector", "frame_vectors", "keyframe_times", "thumbnails",
-        ]  # fmt: skip
-        rows_by_id = store.rows_by_id(ids, columns)
-        rows = [rows_by_id[sid] for sid in ids if sid in rows_by_id]
-        timings["fetch"] = _ms(clock)
-
-        clock = time.perf_counter()
-        scores = self._signal_scores(rows, qvec, dict(found["text"]))
+        bm25 = dict(zip(found[2].column("scene_id").to_pylist(), found[2].column("bm25").to_pylist(), strict=True))
+        scene_ids = candidates.column("scene_id").to_pylist()
+        scores = {
+            "caption": _matrix(candidates.column("caption_vector")) @ qvec,
+            "transcript": _matrix(candidates.column("transcript_vector")) @ qvec,
+            "text": np.array([_squash_bm25(bm25.get(sid, 0.0)) for sid in scene_ids], dtype=np.float32),
+        }
         fused = FUSION_METHODS[self.fusion](scores, self.weights)
-        frame_scores, best_frames = _best_frames(rows, fvec)
+        frame_scores, best_frames = _best_frames(candidates.column("frame_vectors"), fvec)
         if self.weights.frame > 0:
             fused = fused + self.weights.frame * frame_scores
         order = np.argsort(-fused, kind="stable")
-        results: list[SearchResult] = []
+        video_ids = candidates.column("video_id").to_pylist()
+        chosen: list[int] = []
         per_video_count: dict[str, int] = {}
         for i in order:
-            row = rows[i]
-            if per_video and per_video_count.get(row["video_id"], 0) >= per_video:
+            if per_video and per_video_count.get(video_ids[i], 0) >= per_video:
                 continue
-            per_video_count[row["video_id"]] = per_video_count.get(row["video_id"], 0) + 1
-            signal = {name: round(float(s[i]), 4) for name, s in scores.items()}
-            signal["frame"] = round(float(frame_scores[i]), 4)
-            results.append(self._result(len(results) + 1, float(fused[i]), row, best_frames[i], signal, query_used))
-            if len(results) == k:
+            per_video_count[video_ids[i]] = per_video_count.get(video_ids[i], 0) + 1
+            chosen.append(int(i))
+            if len(chosen) == k:
                 break
+        shown = candidates.take(chosen).select(DISPLAY_COLUMNS).to_pylist()
+        results = []
+        for rank, (i, row) in enumerate(zip(chosen, shown, strict=True), start=1):
+            signal = {name: round(float(values[i]), 4) for name, values in scores.items()}
+            signal["frame"] = round(float(frame_scores[i]), 4)
+            results.append(self._result(rank, float(fused[i]), row, int(best_frames[i]), signal, query_used))
         timings["rank"] = _ms(clock)
         timings["total"] = round(sum(timings.values()), 2)
         return SearchResponse(query, query_used, translated, self.fusion, tuple(results), timings)
@@ -246,12 +256,6 @@ class SceneSearch:
         if translator is None:
             return query, False
         return translator.translate([query])[0], True
-
-    def _signal_scores(self, rows: list[dict], qvec: np.ndarray, bm25: dict[str, float]) -> dict[str, np.ndarray]:
-        caption = np.stack([np.asarray(r["caption_vector"], dtype=np.float32) for r in rows]) @ qvec
-        transcript = np.stack([np.asarray(r["transcript_vector"], dtype=np.float32) for r in rows]) @ qvec
-        text = np.array([_squash_bm25(bm25.get(r["scene_id"], 0.0)) for r in rows], dtype=np.float32)
-        return {"caption": caption, "transcript": transcript, "text": text}
 
     def _result(self, rank: int, score: float, row: dict, frame: int, scores: dict, query: str) -> SearchResult:
         thumbnails = row["thumbnails"] or [""]
@@ -276,18 +280,36 @@ class SceneSearch:
         )
 
 
-def _best_frames(rows: list[dict], fvec: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    best_scores, best_index = np.zeros(len(rows), dtype=np.float32), []
-    for i, row in enumerate(rows):
-        frames = row["frame_vectors"]
-        if not frames:
-            best_index.append(0)
-            continue
-        sims = np.asarray(frames, dtype=np.float32) @ fvec
-        j = int(np.argmax(sims))
-        best_scores[i] = sims[j]
-        best_index.append(j)
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size-list column of vectors as an (n, dim) float32 matrix, without Python lists."""
+    array = column.combine_chunks()
+    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
+
+
+def _best_frames(column: pa.ChunkedArray, fvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per scene: the best frame's similarity to the query, and that frame's position."""
+    lists = column.combine_chunks()
+    sims = _matrix(pa.chunked_array([lists.flatten()])) @ fvec if len(lists.flatten()) else np.zeros(0)
+    offsets = lists.offsets.to_numpy()
+    best_scores = np.zeros(len(lists), dtype=np.float32)
+    best_index = np.zeros(len(lists), dtype=np.int64)
+    for i in range(len(lists)):
+        lo, hi = offsets[i], offsets[i + 1]
+        if hi > lo:
+            j = int(np.argmax(sims[lo:hi]))
+            best_scores[i], best_index[i] = sims[lo + j], j
     return best_scores, best_index
+
+
+def _unique_rows(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate candidate tables, keeping the first row of each scene."""
+    if not tables:
+        return pa.table({"scene_id": pa.array([], pa.string())})
+    merged = pa.concat_tables(tables)
+    first: dict[str, int] = {}
+    for i, sid in enumerate(merged.column("scene_id").to_pylist()):
+        first.setdefault(sid, i)
+    return merged.take(list(first.values()))
 
 
 def _squash_bm25(score: float, scale: float = 5.0) -> float:

@@ -91,15 +91,17 @@ def test_search_primitives_and_filters(store):
     store.replace_video(a, rows(a, 3, "apple"))
     store.replace_video(b, rows(b, 3, "cherry"))
     target = np.asarray(store.scenes_of(a)[1]["caption_vector"], dtype=np.float32)
-    hits = store.vector_search("caption_vector", target, 3)
-    assert hits[0][0] == scene_id(a, 1) and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    hits = store.vector_search("caption_vector", target, 3, columns=["caption"])
+    assert hits.column("scene_id")[0].as_py() == scene_id(a, 1)
+    assert hits.column("similarity")[0].as_py() == pytest.approx(1.0, abs=1e-5)
+    assert hits.column("caption")[0].as_py() == "apple scene 1"
     only_b = store.vector_search("caption_vector", target, 10, SceneFilter((b,)).to_where())
-    assert {h[0].split(":")[0] for h in only_b} == {b}
-    assert [h[0] for h in store.text_search("cherry", 10)][:1] and all(
-        h[0].startswith(b) for h in store.text_search("cherry", 10)
-    )
+    assert {sid.split(":")[0] for sid in only_b.column("scene_id").to_pylist()} == {b}
+    text_hits = store.text_search("cherry", 10)
+    assert text_hits.num_rows == 3 and all(sid.startswith(b) for sid in text_hits.column("scene_id").to_pylist())
+    assert all(score > 0 for score in text_hits.column("bm25").to_pylist())
     late = store.vector_search("caption_vector", target, 10, SceneFilter(start_at_or_after=15.0).to_where())
-    assert {h[0] for h in late} == {scene_id(v, i) for v in (a, b) for i in (1, 2)}
+    assert set(late.column("scene_id").to_pylist()) == {scene_id(v, i) for v in (a, b) for i in (1, 2)}
 
 
 @pytest.mark.parametrize("bad", ["x' OR '1'='1", "alpha-0123456789' --", "../../etc"])
@@ -138,8 +140,9 @@ def test_refresh_builds_ann_indexes_past_the_threshold(tmp_path):
         vid = f"video{i}-0123456789"
         store.replace_video(vid, rows(vid, 50))
     small = refresh_table_indexes(store.table(), ann_min_rows=10_000)
-    assert small["built"] == [] and small["rows"] == 300
+    assert set(small["built"]) == {"scene_id", "video_id"} and small["rows"] == 300  # scalar indexes only
     big = refresh_table_indexes(store.table(), ann_min_rows=256)
     assert set(big["built"]) == {"caption_vector", "transcript_vector"}
     target = np.asarray(store.scenes_of("video3-0123456789")[7]["caption_vector"], dtype=np.float32)
-    assert store.vector_search("caption_vector", target, 5)[0][0] == scene_id("video3-0123456789", 7)
+    nearest = store.vector_search("caption_vector", target, 5).column("scene_id")[0].as_py()
+    assert nearest == scene_id("video3-0123456789", 7)

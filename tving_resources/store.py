@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import ProfileMismatchError, StoreError
 from .ids import is_video_id
@@ -31,6 +32,7 @@ SCHEMA_VERSION = "1"
 _META_PREFIX = "tving."
 TEXT_COLUMNS = ("caption_vector", "transcript_vector")
 FTS_COLUMN = "search_text"
+SCALAR_COLUMNS = ("scene_id", "video_id")
 # Below this many rows an exact (flat) vector search is fast enough and an ANN index not worth it.
 DEFAULT_ANN_MIN_ROWS = 5_000
 _COMMIT_RETRIES = 6
@@ -313,36 +315,41 @@ class SceneStore:
         return {r["scene_id"]: r for r in rows}
 
     def vector_search(
-        self, column: str, vector: np.ndarray, limit: int, where: str | None = None
-    ) -> list[tuple[str, float]]:
-        """(scene_id, cosine similarity) of the nearest rows; vectors are unit-norm so dot = cosine."""
+        self,
+        column: str,
+        vector: np.ndarray,
+        limit: int,
+        where: str | None = None,
+        columns: Sequence[str] = (),
+    ) -> pa.Table:
+        """The nearest rows: ``scene_id``, ``similarity`` (cosine: vectors are unit-norm, so the
+        dot product) and ``columns``, best first."""
         query = (
             self.table()
             .search(np.asarray(vector, dtype=np.float32), vector_column_name=column)
             .distance_type("dot")
             .limit(limit)
-            .select(["scene_id", "_distance"])
+            .select(list(dict.fromkeys(["scene_id", *columns, "_distance"])))
         )
         if where:
             query = query.where(where, prefilter=True)
         table = query.to_arrow()
-        # LanceDB's dot "distance" is 1 - dot product.
-        sims = 1.0 - table.column("_distance").to_numpy()
-        return list(zip(table.column("scene_id").to_pylist(), sims.tolist(), strict=True))
+        similarity = pc.subtract(1.0, table.column("_distance"))  # LanceDB's dot distance: 1 - dot
+        return table.drop_columns(["_distance"]).append_column("similarity", similarity)
 
-    def text_search(self, text: str, limit: int, where: str | None = None) -> list[tuple[str, float]]:
-        """(scene_id, BM25 score) from the full-text index over caption + transcript."""
+    def text_search(self, text: str, limit: int, where: str | None = None, columns: Sequence[str] = ()) -> pa.Table:
+        """Full-text (BM25) matches over caption + transcript: ``scene_id``, ``bm25`` and ``columns``."""
         query = self.table().search(text, query_type="fts", fts_columns=FTS_COLUMN).limit(limit)
-        query = query.select(["scene_id", "_score"])
+        query = query.select(list(dict.fromkeys(["scene_id", *columns, "_score"])))
         if where:
             query = query.where(where, prefilter=True)
         try:
             table = query.to_arrow()
         except (ValueError, RuntimeError, OSError) as exc:
-            if "index" in str(exc).lower():
-                return []  # no full-text index yet: the vector signals still answer
+            if "index" in str(exc).lower():  # no full-text index yet: the vector signals still answer
+                return pa.table({"scene_id": pa.array([], pa.string()), "bm25": pa.array([], pa.float32())})
             raise
-        return list(zip(table.column("scene_id").to_pylist(), table.column("_score").to_pylist(), strict=True))
+        return table.rename_columns([("bm25" if n == "_score" else n) for n in table.column_names])
 
     # --------------------------------------------------------------- indexes
     def refresh_indexes(self, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
@@ -427,6 +434,10 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
     if (FTS_COLUMN,) not in existing:
         table.create_index(FTS_COLUMN, config=FTS(), replace=True)
         built.append(FTS_COLUMN)
+    for column in SCALAR_COLUMNS:  # id lookups and video filters without a full scan
+        if (column,) not in existing:
+            table.create_scalar_index(column, index_type="BTREE", replace=True)
+            built.append(column)
     if rows >= ann_min_rows:
         for column in TEXT_COLUMNS:
             if (column,) not in existing:
