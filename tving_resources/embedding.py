@@ -18,6 +18,8 @@ class TextEncoder(Protocol):
 
     def encode_query(self, text: str) -> np.ndarray: ...
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
 
 class FrameEncoder(Protocol):
     """Vectors of frames, and of a query in the same space."""
@@ -27,12 +29,16 @@ class FrameEncoder(Protocol):
     # True when frames are encoded through their text descriptions (lite profile): the caption
     # stage already computed them, so frames are not classified a second time.
     uses_frame_descriptions: bool
+    # True when a query's text vector is also its frame vector (no second encoding needed).
+    queries_in_text_space: bool
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
     def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray: ...
 
     def encode_query(self, text: str) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -66,6 +72,9 @@ class E5TextEncoder:
     def encode_query(self, text: str) -> np.ndarray:
         return normalize_rows(self.model.query(text))
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return normalize_rows(np.atleast_2d(self.model.query(list(texts))))
+
 
 class DescriptionFrameEncoder:
     """Lite frame vectors: a frame's label description embedded with the text encoder.
@@ -75,6 +84,7 @@ class DescriptionFrameEncoder:
     """
 
     uses_frame_descriptions = True
+    queries_in_text_space = True
 
     def __init__(self, text_encoder: TextEncoder, captioner: Any):
         self.text_encoder = text_encoder
@@ -93,3 +103,6 @@ class DescriptionFrameEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.text_encoder.encode_query(text)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.text_encoder.encode_queries(texts)

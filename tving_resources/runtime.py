@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class ModelRuntime:
         except TypeError as exc:
             raise ConfigError(f"unknown model role in overrides {sorted(self.config.model_overrides)}") from exc
         self.models_dir = Path(self.config.models_dir or resolve_paths().models_dir)
+        self._handles: dict[str, Any] = {}
+        self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- devices
     @property
@@ -80,7 +83,17 @@ class ModelRuntime:
         }
 
     # ------------------------------------------------------------------ models
+    def _memo(self, role: str, build):
+        """One wrapper per role and runtime (the models under them are cached process-wide)."""
+        with self._lock:
+            if role not in self._handles:
+                self._handles[role] = build()
+            return self._handles[role]
+
     def speech(self):
+        return self._memo("speech", self._build_speech)
+
+    def _build_speech(self):
         from .speech import WhisperRecognizer
 
         model_id = self.profile.speech_model
@@ -92,6 +105,9 @@ class ModelRuntime:
         return WhisperRecognizer(model, model_id, beam_size=beam, batch_size=self.config.speech_batch_size)
 
     def captioner(self):
+        return self._memo("captioner", self._build_captioner)
+
+    def _build_captioner(self):
         model_id = self.profile.caption_model
         if model_id == "lite/efficientnet-lite0":
             from .captioning import ImageLabelCaptioner
@@ -101,6 +117,9 @@ class ModelRuntime:
         raise self._unsupported("captioner", model_id)
 
     def text_encoder(self):
+        return self._memo("text_encoder", self._build_text_encoder)
+
+    def _build_text_encoder(self):
         model_id = self.profile.text_model
         if model_id == "lite/multilingual-e5-small":
             from .embedding import E5TextEncoder
@@ -110,6 +129,9 @@ class ModelRuntime:
         raise self._unsupported("text encoder", model_id)
 
     def frame_encoder(self):
+        return self._memo("frame_encoder", self._build_frame_encoder)
+
+    def _build_frame_encoder(self):
         model_id = self.profile.frame_model
         if model_id == "lite/labels-e5":
             from .embedding import DescriptionFrameEncoder
@@ -119,9 +141,21 @@ class ModelRuntime:
 
     def translator(self):
         """ko->en query translator, or None when the text encoder reads Korean itself."""
+        return self._memo("translator", self._build_translator)
+
+    def _build_translator(self):
         if not self.profile.translation_model:
             return None
         raise self._unsupported("translator", self.profile.translation_model)
+
+    def output_translator(self):
+        """en->ko translator for video-to-text answers in Korean, or None if the profile has none."""
+        return self._memo("output_translator", self._build_output_translator)
+
+    def _build_output_translator(self):
+        if not self.profile.output_translation_model:
+            return None
+        raise self._unsupported("output translator", self.profile.output_translation_model)
 
     def stamp(self):
         """The :class:`~tving_resources.store.ModelStamp` of this runtime (loads both encoders)."""
