@@ -250,6 +250,30 @@ def status(as_json: bool) -> None:
                 click.echo(f"  {role:<14} {getattr(t.stamp, role)}")
 
 
+# ---------------------------------------------------------------------------- eval
+@main.command("eval")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(labels: str, as_json: bool) -> None:
+    """Search quality on labelled queries (JSONL), per signal and per fusion method."""
+    from .evaluate import compare_methods, load_labels
+    from .search import SceneSearch
+
+    try:
+        queries = load_labels(labels)
+        table = compare_methods(SceneSearch(), queries)
+    except TvingError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json({name: scores.as_dict() for name, scores in table.items()})
+        return
+    click.echo(f"{len(queries)} labelled queries")
+    click.echo(f"{'method':<20} {'MRR':>6} {'hit@1':>6} {'recall@5':>9}")
+    for name, scores in table.items():
+        d = scores.as_dict()
+        click.echo(f"{name:<20} {d['mrr']:>6.3f} {d['hit@1']:>6.3f} {d['recall@5']:>9.3f}")
+
+
 # ---------------------------------------------------------------------------- demo
 @main.command()
 @click.option("--query", "queries", multiple=True, help="Queries to run after indexing (repeatable).")

@@ -1,0 +1,93 @@
+"""The web page in a real browser: Debian's Chromium, driven by Playwright, against `tving serve`."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from media import SPOKEN_SCENES
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# As the machine's notes say: without these, headless Chromium tries to reach Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(indexed_library):
+    port = _free_port()
+    env = {**os.environ, "TVING_HOME": str(indexed_library["home"])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "query_app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    try:
+        while True:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                    if json.load(response)["status"] == "ready":
+                        break
+            except OSError:
+                pass
+            assert time.time() < deadline, "server not ready"
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
+)
+def test_search_page_plays_the_clicked_frame(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server + "/")
+            page.fill("#q", SPOKEN_SCENES[2].paraphrase)
+            page.press("#q", "Enter")
+            cards = page.locator("[data-testid=result-card]")
+            cards.first.wait_for()
+            assert cards.count() == 5
+            assert "speech.mp4" in cards.first.inner_text()
+            page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+            assert (tmp_path / "search.png").stat().st_size > 10_000
+
+            card = cards.nth(1)  # not the first: a later card proves the seek, not a default
+            timestamp = float(card.get_attribute("data-timestamp"))
+            card.click()
+            page.wait_for_function(
+                "([t]) => { const v = document.getElementById('player');"
+                " return v.readyState >= 1 && Math.abs(v.currentTime - t) <= 0.5; }",
+                arg=[timestamp],
+                timeout=20_000,
+            )
+            current = page.evaluate("document.getElementById('player').currentTime")
+            assert abs(current - timestamp) <= 0.5
+            assert page.locator("#now-playing").inner_text().startswith(card.get_attribute("data-title")[:10])
+        finally:
+            browser.close()
