@@ -90,14 +90,16 @@ def test_sensor_registers_reindexes_and_forgets_files(tmp_path, cuts_clip):
     paths = resolve_paths(home=home)
     store = SceneStore(paths.lancedb_uri, STAMP)
     store.replace_video(first_id, rows(first_id, 3))
-    (paths.artifacts_dir / first_id).mkdir(parents=True)
+    (paths.artifacts_dir / "lite" / first_id).mkdir(parents=True)
+    (paths.artifacts_dir / "full" / first_id).mkdir(parents=True)
     first.unlink()
     removed, _ = _sensor_result(home, changed.cursor)
     assert not removed.run_requests
     (delete,) = removed.dynamic_partitions_requests
     assert list(delete.partition_keys) == [first_id]
     assert store.count(first_id) == 0
-    assert not (paths.artifacts_dir / first_id).exists()
+    assert not (paths.artifacts_dir / "lite" / first_id).exists()
+    assert not (paths.artifacts_dir / "full" / first_id).exists()
     assert VideoCatalog(paths.catalog_path).find(first_id) is None
 
 
@@ -158,7 +160,7 @@ def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, 
         env=env, capture_output=True, text=True, cwd=str(tmp_path),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    artifacts = resolve_paths(home=home).artifacts_dir / video_id
+    artifacts = resolve_paths(home=home).artifacts_dir / "lite" / video_id
     assert (artifacts / "video.json").is_file() and (artifacts / "scenes.json").is_file()
     record = instance.get_latest_materialization_event(dg.AssetKey("scenes"))
     assert record is not None and record.dagster_event.partition == video_id

@@ -72,7 +72,7 @@ def test_cuts_found_within_a_quarter_second(indexed_library, cuts_clip):
     result = indexed_library["results"]["cuts.mp4"]
     from tving_resources.artifacts import ArtifactStore
 
-    store = ArtifactStore(resolve_paths(home=indexed_library["home"]).artifacts_dir)
+    store = ArtifactStore(resolve_paths(home=indexed_library["home"]).artifacts_dir, "lite")
     detection = store.load(result.video_id, "scenes", SceneDetection)
     starts = [s.start for s in detection.scenes[1:]]
     assert len(starts) == len(cuts_clip[1])

@@ -28,13 +28,15 @@ _per_video = {"partitions_def": videos_partitions, "group_name": GROUP}
 
 
 @dg.asset(**_per_video, kinds={"ffmpeg"})
-def video_metadata(context: dg.AssetExecutionContext, settings: TvingSettings) -> dg.MaterializeResult:
+def video_metadata(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+) -> dg.MaterializeResult:
     """Probe the file: duration, fps, size, audio track, content fingerprint; rejects broken files."""
     video_id = context.partition_key
     with user_errors_as_failures(), StageTimer() as timer:
         entry = settings.catalog().get(video_id)
         info = probe_video(entry.path, video_id)
-        settings.artifacts().save(video_id, "video", info)
+        settings.artifacts(models.profile_name).save(video_id, "video", info)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(info.path),
@@ -50,10 +52,12 @@ def video_metadata(context: dg.AssetExecutionContext, settings: TvingSettings) -
 
 
 @dg.asset(**_per_video, deps=[video_metadata], kinds={"pyscenedetect"})
-def scenes(context: dg.AssetExecutionContext, settings: TvingSettings) -> dg.MaterializeResult:
+def scenes(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+) -> dg.MaterializeResult:
     """Scenes from PySceneDetect cuts with the retry, merge, split and end-card rules."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     with user_errors_as_failures(), StageTimer() as timer:
         info = artifacts.load(video_id, "video", VideoInfo)
         detection = segment_video(info, settings.scene_settings())
@@ -75,7 +79,7 @@ def keyframes(
 ) -> dg.MaterializeResult:
     """K frames per scene, decoded in one sorted batch, saved as JPEG thumbnails."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     with user_errors_as_failures(), StageTimer() as timer:
         info = artifacts.load(video_id, "video", VideoInfo)
         detection = artifacts.load(video_id, "scenes", SceneDetection)
@@ -99,7 +103,7 @@ def transcript(
 ) -> dg.MaterializeResult:
     """Speech segments with timestamps and language (faster-whisper + VAD); empty without audio."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     with user_errors_as_failures(), StageTimer() as timer:
         info = artifacts.load(video_id, "video", VideoInfo)
         result = models.runtime.speech().transcribe(info.path, has_audio=info.has_audio)
@@ -123,14 +127,14 @@ def captions(
 ) -> dg.MaterializeResult:
     """One caption per scene from its keyframes, with the scene's transcript stored beside it."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     with user_errors_as_failures(), StageTimer() as timer:
         result = caption_scenes(
             artifacts.load(video_id, "scenes", SceneDetection),
             artifacts.load(video_id, "keyframes", KeyframeSet),
             artifacts.load(video_id, "transcript", Transcript),
             models.runtime.captioner(),
-            artifacts.root,
+            artifacts.base,
             batch_size=models.caption_batch_size,
         )
         artifacts.save(video_id, "captions", result)
@@ -151,7 +155,7 @@ def scene_vectors(
 ) -> dg.MaterializeResult:
     """Unit-norm text vectors of caption and transcript, and one vector per keyframe."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     runtime = models.runtime
     with user_errors_as_failures(), StageTimer() as timer:
         vectors = embed_scenes(
@@ -159,7 +163,7 @@ def scene_vectors(
             artifacts.load(video_id, "keyframes", KeyframeSet),
             runtime.text_encoder(),
             runtime.frame_encoder(),
-            artifacts.root,
+            artifacts.base,
         )
         artifacts.save_arrays(video_id, "vectors", **vectors.to_arrays())
     return dg.MaterializeResult(
@@ -184,7 +188,7 @@ def scene_index(
 ) -> dg.MaterializeResult:
     """This video's rows in the LanceDB scene table, replaced in one commit."""
     video_id = context.partition_key
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     with user_errors_as_failures(), StageTimer() as timer:
         info = artifacts.load(video_id, "video", VideoInfo)
         detection = artifacts.load(video_id, "scenes", SceneDetection)

@@ -24,15 +24,19 @@ def _result(problems: list[str], **metadata) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=scenes, blocking=True)
-def scenes_cover_video(context: dg.AssetCheckExecutionContext, settings: TvingSettings) -> dg.AssetCheckResult:
+def scenes_cover_video(
+    context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+) -> dg.AssetCheckResult:
     """Scenes tile the video from 0 to its end (less any excluded end card): no gap, no overlap."""
-    detection = settings.artifacts().load(context.partition_key, "scenes", SceneDetection)
+    detection = settings.artifacts(models.profile_name).load(context.partition_key, "scenes", SceneDetection)
     return _result(check_scene_coverage(detection), scenes=len(detection.scenes))
 
 
 @dg.asset_check(asset=captions, blocking=True)
-def every_scene_has_caption(context: dg.AssetCheckExecutionContext, settings: TvingSettings) -> dg.AssetCheckResult:
-    result = settings.artifacts().load(context.partition_key, "captions", SceneCaptions)
+def every_scene_has_caption(
+    context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+) -> dg.AssetCheckResult:
+    result = settings.artifacts(models.profile_name).load(context.partition_key, "captions", SceneCaptions)
     empty = [c.scene_index for c in result.scenes if not c.caption.strip()]
     return _result([f"scenes without caption: {empty[:10]}"] if empty else [], captions=len(result.scenes))
 
@@ -42,7 +46,7 @@ def vectors_are_finite_unit_norm(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
     """Finite, unit-norm vectors of the encoders' declared dimensions (zero = no transcript)."""
-    artifacts = settings.artifacts()
+    artifacts = settings.artifacts(models.profile_name)
     video_id = context.partition_key
     vectors = SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors"))
     result = artifacts.load(video_id, "captions", SceneCaptions)
@@ -58,7 +62,7 @@ def index_rows_match_scenes(
     lancedb: LanceDBResource,
 ) -> dg.AssetCheckResult:
     video_id = context.partition_key
-    expected = len(settings.artifacts().load(video_id, "scenes", SceneDetection).scenes)
+    expected = len(settings.artifacts(models.profile_name).load(video_id, "scenes", SceneDetection).scenes)
     found = lancedb.store(settings, models.runtime.stamp()).count(video_id)
     problems = [] if found == expected else [f"the index holds {found} rows for {expected} scenes"]
     return _result(problems, expected=expected, found=found)

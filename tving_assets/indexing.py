@@ -117,7 +117,7 @@ def index_videos(
             if on_stage:
                 on_stage(result, "done", len(VIDEO_STAGES))
         if result.ok:
-            _fill_counts(result, settings)
+            _fill_counts(result, settings.artifacts(resources["models"].profile_name))
     if refresh_search_index and any(r.ok for r in results):
         dg.materialize(everything, selection=[search_index], instance=instance, resources=resources, run_config=_QUIET)
     return results
@@ -137,12 +137,11 @@ def _failure_message(run: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the Dagster run log)"
 
 
-def _fill_counts(result: VideoIndexResult, settings: TvingSettings) -> None:
+def _fill_counts(result: VideoIndexResult, artifacts) -> None:
     from tving_resources.errors import TvingError
     from tving_resources.scenes import SceneDetection
     from tving_resources.video import VideoInfo
 
-    artifacts = settings.artifacts()
     try:
         result.duration = artifacts.load(result.video_id, "video", VideoInfo).duration
         result.scenes = len(artifacts.load(result.video_id, "scenes", SceneDetection).scenes)

@@ -43,7 +43,7 @@ def videos_folder_sensor(
     removed = [e.video_id for e in changes.removed]
     for video_id in removed:
         lancedb.delete_video(settings, video_id)
-        settings.artifacts().remove_video(video_id)
+        settings.remove_artifacts(video_id)
     catalog.remove(removed)
 
     partition_requests = []

@@ -1,5 +1,7 @@
-"""Per-video stage results on disk: ``<data_dir>/videos/<video_id>/<stage>.json`` (+ thumbnails,
-vectors). Assets pass results to the next stage through these files, so each stage can be
+"""Per-video stage results on disk: ``<data_dir>/videos/<profile>/<video_id>/<stage>.json``
+(+ thumbnails, vectors). Each model profile keeps its own results (transcripts, keyframe counts
+and captions differ), so indexing with one profile never overwrites what another's table points
+to. Assets pass results to the next stage through these files, so each stage can be
 re-materialized alone, and the query app can read a video's scenes without Dagster.
 
 Every write goes to a temporary name first and is renamed into place: a crashed stage never
@@ -24,8 +26,14 @@ T = TypeVar("T")
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, base: str | Path, profile: str):
+        self.base = Path(base)  # thumbnails are recorded relative to this (profile included)
+        self.profile = profile
+        self.root = self.base / profile
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to :attr:`base`, as stored in the index and served by the web API."""
+        return path.relative_to(self.base).as_posix()
 
     def video_dir(self, video_id: str) -> Path:
         if not is_video_id(video_id):

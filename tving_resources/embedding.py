@@ -106,3 +106,81 @@ class DescriptionFrameEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_encoder.encode_queries(texts)
+
+
+class AngleTextEncoder:
+    """AnglE (angle-emb), e.g. WhereIsAI/UAE-Large-V1 with CLS pooling. Full profile.
+
+    The retrieval prompt goes on the query side only: documents are encoded as they are. (The
+    seed put the prompt on the documents, which is the model card's usage turned around.)
+    """
+
+    def __init__(self, angle: Any, model_id: str, batch_size: int = 32):
+        from angle_emb import Prompts
+
+        self.angle = angle
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.query_prompt = Prompts.C
+        self.dim = int(angle.backbone.config.hidden_size)
+
+    def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+        from .gpu import map_in_batches
+
+        def run(batch: Sequence[str]) -> np.ndarray:
+            kwargs = {"prompt": prompt} if prompt else {}
+            return np.asarray(self.angle.encode(list(batch), to_numpy=True, **kwargs), dtype=np.float32)
+
+        rows = map_in_batches(list(texts), self.batch_size, run, f"text vectors ({self.model_id})")
+        return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_nonempty(lambda batch: self._encode(batch, None), texts, self.dim)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return normalize_rows(self._encode(texts, self.query_prompt))
+
+
+class OpenClipFrameEncoder:
+    """open_clip CLIP: image vectors of keyframes at index time, text vectors of queries. Full profile."""
+
+    uses_frame_descriptions = False
+    queries_in_text_space = False
+
+    def __init__(self, model: Any, preprocess: Any, tokenizer: Any, model_id: str, batch_size: int = 32):
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.dim = int(getattr(model, "embed_dim", 0) or model.text_projection.shape[1])
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        from .gpu import map_in_batches
+
+        rows = map_in_batches(list(images), self.batch_size, self._images, f"frame vectors ({self.model_id})")
+        return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def _images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        param = next(self.model.parameters())
+        pixels = torch.stack([self.preprocess(image.convert("RGB")) for image in images]).to(param.device, param.dtype)
+        with torch.inference_mode():
+            return self.model.encode_image(pixels, normalize=True).float().cpu().numpy()
+
+    def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError("CLIP encodes the frames themselves")
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        tokens = self.tokenizer(list(texts)).to(next(self.model.parameters()).device)
+        with torch.inference_mode():
+            return normalize_rows(self.model.encode_text(tokens, normalize=True).float().cpu().numpy())

@@ -45,7 +45,7 @@ class KeyframeSettings:
 class Keyframe:
     scene_index: int
     timestamp: float
-    thumbnail: str  # relative to the artifacts root: "<video_id>/keyframes/s0003_k1.jpg"
+    thumbnail: str  # relative to the artifacts base: "<profile>/<video_id>/keyframes/s0003_k1.jpg"
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,8 @@ def extract_keyframes(
         k = per_scene_count[scene_index] = per_scene_count.get(scene_index, -1) + 1
         name = f"s{scene_index:04d}_k{k}.jpg"
         save_jpeg(image, staging / name, settings.max_side, settings.jpeg_quality)
-        frames.append(Keyframe(scene_index, round(t, 3), f"{info.video_id}/{KEYFRAMES_DIR}/{name}"))
+        thumbnail = artifacts.relative(artifacts.path(info.video_id, KEYFRAMES_DIR) / name)
+        frames.append(Keyframe(scene_index, round(t, 3), thumbnail))
     artifacts.publish_dir(info.video_id, KEYFRAMES_DIR, staging)
     return KeyframeSet(settings.per_scene, tuple(frames))
 
@@ -128,7 +129,7 @@ def caption_scenes(
     keyframes: KeyframeSet,
     transcript: Transcript,
     captioner: Captioner,
-    artifacts_root: Path,
+    thumbnails_root: Path,
     batch_size: int = 8,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> SceneCaptions:
@@ -141,7 +142,7 @@ def caption_scenes(
         inputs = [
             SceneFrames(
                 s.index,
-                tuple(_load_rgb(artifacts_root / f.thumbnail) for f in keyframes.of_scene(s.index)),
+                tuple(_load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.of_scene(s.index)),
                 texts[s.index],
             )
             for s in batch
@@ -158,7 +159,7 @@ def embed_scenes(
     keyframes: KeyframeSet,
     text_encoder: TextEncoder,
     frame_encoder: FrameEncoder,
-    artifacts_root: Path,
+    thumbnails_root: Path,
 ) -> SceneVectors:
     caption_vecs = text_encoder.encode_passages([c.caption for c in captions.scenes])
     transcript_vecs = text_encoder.encode_passages([c.transcript for c in captions.scenes])
@@ -166,7 +167,7 @@ def embed_scenes(
     if frame_encoder.uses_frame_descriptions:
         flat = frame_encoder.encode_descriptions([d for c in captions.scenes for d in c.frame_descriptions])
     else:
-        flat = frame_encoder.encode_images([_load_rgb(artifacts_root / f.thumbnail) for f in keyframes.frames])
+        flat = frame_encoder.encode_images([_load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.frames])
     frames = flat.reshape(len(captions.scenes), k, frame_encoder.dim).astype(np.float32)
     return SceneVectors(caption_vecs, transcript_vecs, frames, text_encoder.model_id, frame_encoder.model_id)
 

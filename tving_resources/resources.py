@@ -41,8 +41,15 @@ class TvingSettings(dg.ConfigurableResource):
     def catalog(self) -> VideoCatalog:
         return VideoCatalog(self.paths.catalog_path)
 
-    def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(self.paths.artifacts_dir)
+    def artifacts(self, profile: str) -> ArtifactStore:
+        return ArtifactStore(self.paths.artifacts_dir, profile)
+
+    def remove_artifacts(self, video_id: str) -> None:
+        """Every profile's results for a video (its file is gone)."""
+        from .profiles import PROFILES
+
+        for profile in PROFILES:
+            self.artifacts(profile).remove_video(video_id)
 
     def scene_settings(self) -> SceneSettings:
         return SceneSettings(
@@ -63,17 +70,23 @@ class ModelRuntimeResource(dg.ConfigurableResource):
 
     profile: str | None = Field(default=None, description="lite | full | auto; default TVING_PROFILE or auto")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
-    dtype: str = Field(default="auto", description="auto | float32 | float16 | bfloat16")
+    dtype: str = Field(default="auto", description="auto | float32 | float16 | bfloat16 (auto: per device)")
     models_dir: str | None = Field(default=None, description="TVING_MODELS_DIR; searched before the hub")
     cpu_threads: int = 0
-    caption_batch_size: int = 8
+    caption_batch_size: int = Field(default=4, description="scenes per captioner batch (halves on CUDA OOM)")
+    caption_max_new_tokens: int = 64
+    caption_adapter: str | None = Field(default=None, description="LoRA adapter folder; TVING_CAPTION_ADAPTER")
     text_batch_size: int = 32
     frame_batch_size: int = 32
-    speech_batch_size: int = 0
+    speech_batch_size: int = Field(default=0, description=">1: faster-whisper's batched pipeline")
+    trust_remote_code: bool = Field(default=False, description="allow captioners with their own code (InternVL)")
     model_overrides: dict[str, str] = Field(default_factory=dict, description="role -> model id or folder")
 
     @cached_property
     def runtime(self) -> ModelRuntime:
+        overrides = dict(self.model_overrides)
+        if self.caption_adapter:
+            overrides["caption_adapter"] = self.caption_adapter
         return ModelRuntime(
             RuntimeConfig(
                 profile=self.profile,
@@ -82,12 +95,19 @@ class ModelRuntimeResource(dg.ConfigurableResource):
                 models_dir=self.models_dir,
                 cpu_threads=self.cpu_threads,
                 caption_batch_size=self.caption_batch_size,
+                caption_max_new_tokens=self.caption_max_new_tokens,
                 text_batch_size=self.text_batch_size,
                 frame_batch_size=self.frame_batch_size,
                 speech_batch_size=self.speech_batch_size,
-                model_overrides=dict(self.model_overrides),
+                trust_remote_code=self.trust_remote_code,
+                model_overrides=overrides,
             )
         )
+
+    @property
+    def profile_name(self) -> str:
+        """The resolved profile (no model is loaded to know it)."""
+        return self.runtime.profile.name
 
 
 class LanceDBResource(dg.ConfigurableResource):

