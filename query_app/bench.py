@@ -349,3 +349,104 @@ def _wait_ready(port: int, server, timeout: float = 300.0) -> dict:
             pass
         time.sleep(0.5)
     raise TimeoutError(f"the server was not ready after {timeout:.0f} s")
+
+
+def run_models_benchmark(
+    profile: str = "full", tiny: bool = False, frames: int = 64, scenes: int = 8, models_dir: str | None = None
+) -> dict:
+    """Throughput of each model of a profile on real sample media, model loading reported apart.
+
+    ``tiny`` builds random-initialised stand-ins first (this machine has no full weights): the
+    figures then time the code paths, not the real models.
+    """
+    from PIL import Image
+
+    from tving_resources.captioning import SceneFrames
+    from tving_resources.runtime import RuntimeConfig
+    from tving_resources.video import FrameReader, probe_video
+
+    from .samples import sample_videos
+
+    if tiny and profile == "full" and models_dir is None:
+        from tving_resources.tiny_models import build_full_profile
+
+        models_dir = tempfile.mkdtemp(prefix="tving-tiny-models-")
+        build_full_profile(models_dir)
+    runtime = ModelRuntime(RuntimeConfig(profile=profile, models_dir=models_dir))
+    demo = next(p for p in sample_videos() if p.name == "demo.mp4")  # 60 s, camera cuts, audio
+    info = probe_video(demo, "demo-0000000000")
+    reader = FrameReader(info.path, (info.width, info.height), max_side=512)
+    times = list(np.linspace(0.5, info.duration - 0.5, frames))
+    images = [Image.fromarray(f) for f in reader.frames_at(times)]
+
+    load = {
+        role: round(s, 2)
+        for role, s in runtime.warm_up(("speech", "captioner", "text_encoder", "frame_encoder")).items()
+    }
+    device = runtime.torch_device()
+    _reset_gpu_peak(device)
+    measured: dict[str, dict] = {}
+
+    def timed(name: str, unit: str, amount: float, work) -> None:
+        started = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - started
+        measured[name] = {"seconds": round(seconds, 3), f"{unit}_per_s": round(amount / seconds, 2)}
+
+    frame_encoder = runtime.frame_encoder()
+    timed("frame_encoder", "frames", len(images), lambda: frame_encoder.encode_images(images))
+    k = runtime.profile.keyframes_per_scene
+    scene_inputs = [
+        SceneFrames(i, tuple(images[(i * k + j) % len(images)] for j in range(k)), "Someone speaks in this scene.")
+        for i in range(scenes)
+    ]
+    captioner = runtime.captioner()
+    timed("captioner", "scenes", scenes, lambda: captioner.caption(scene_inputs))
+    texts = [f"A scene with people talking, number {i}." for i in range(128)]
+    text_encoder = runtime.text_encoder()
+    timed("text_encoder", "passages", len(texts), lambda: text_encoder.encode_passages(texts))
+    speech = runtime.speech()
+    timed("speech", "audio_seconds", info.duration, lambda: speech.transcribe(info.path, has_audio=info.has_audio))
+    report = {
+        "profile": profile,
+        "tiny_models": tiny,
+        "device": device,
+        "model_ids": runtime.model_ids(),
+        "model_load_seconds": load,
+        "stages": measured,
+        "gpu_peak_memory_mb": _gpu_peak_mb(device),  # None on CPU
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "media": f"{demo.name}: {info.duration:.1f} s, {frames} frames at <=512 px, {scenes} scenes x {k} frames",
+    }
+    rates = ", ".join(
+        f"{name} {values[next(key for key in values if key.endswith('_per_s'))]} "
+        f"{next(key for key in values if key.endswith('_per_s')).removesuffix('_per_s').replace('_', ' ')}/s"
+        for name, values in measured.items()
+    )
+    report["summary"] = (
+        f"profile {profile}{' (tiny random models: code paths, not real-model speed)' if tiny else ''} "
+        f"on {device}: {rates}\n"
+        f"model load (apart): {load}\n"
+        f"GPU peak memory: {_or_na(report['gpu_peak_memory_mb'], 'MB')}; peak RSS {report['peak_rss_mb']} MB; "
+        f"{report['media']}"
+    )
+    return report
+
+
+def _reset_gpu_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _or_na(value: float | None, unit: str) -> str:
+    return f"{value} {unit}" if value is not None else "n/a (no GPU)"
+
+
+def _gpu_peak_mb(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)

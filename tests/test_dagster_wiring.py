@@ -25,9 +25,9 @@ def test_definitions_load_with_every_part():
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {
         "video_metadata", "scenes", "keyframes", "transcript", "captions", "scene_vectors", "scene_index",
-        "search_index",
+        "search_index", "captioner_lora_adapter",
     }  # fmt: skip
-    assert {j.name for j in repo.get_all_jobs()} >= {"index_video", "refresh_search_indexes"}
+    assert {j.name for j in repo.get_all_jobs()} >= {"index_video", "refresh_search_indexes", "finetune_captioner"}
     assert repo.get_sensor_def("videos_folder_sensor")
     assert repo.get_schedule_def("refresh_search_indexes_schedule").cron_schedule == "0 3 * * *"
     checks = {k.name for k in repo.asset_graph.asset_check_keys}

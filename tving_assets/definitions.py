@@ -6,7 +6,8 @@ from tving_resources.resources import LanceDBResource, ModelRuntimeResource, Tvi
 
 from .assets import VIDEO_STAGES, search_index
 from .checks import VIDEO_CHECKS
-from .jobs import index_video_job, refresh_search_indexes_job
+from .finetune import captioner_lora_adapter
+from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job
 from .schedules import nightly_search_index_refresh
 from .sensors import videos_folder_sensor
 
@@ -24,9 +25,9 @@ def build_resources(
 
 
 defs = dg.Definitions(
-    assets=[*VIDEO_STAGES, search_index],
+    assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
     asset_checks=list(VIDEO_CHECKS),
-    jobs=[index_video_job, refresh_search_indexes_job],
+    jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job],
     sensors=[videos_folder_sensor],
     schedules=[nightly_search_index_refresh],
     resources=build_resources(),

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from .assets import GROUP, search_index
+from .finetune import captioner_lora_adapter
 from .partitions import videos_partitions
 
 # All stages of one video in one run and one process (the executor is set on Definitions), so
@@ -14,4 +15,10 @@ index_video_job = dg.define_asset_job(
 
 refresh_search_indexes_job = dg.define_asset_job(
     "refresh_search_indexes", selection=dg.AssetSelection.assets(search_index)
+)
+
+finetune_captioner_job = dg.define_asset_job(
+    "finetune_captioner",
+    selection=dg.AssetSelection.assets(captioner_lora_adapter),
+    description="Train the captioner's LoRA adapter (full profile) from a JSONL dataset.",
 )

@@ -136,7 +136,7 @@ class ModelRuntime:
         model_id = self.profile.speech_model
         gpu = self._uses_gpu()
         device, compute_type = ("cuda", "float16") if gpu else ("cpu", "int8")
-        key = f"speech:{model_id}:{device}:{compute_type}"
+        key = f"speech:{self._location(model_id, 'speech')}:{device}:{compute_type}"
         model = MODEL_CACHE.get(key, lambda: self._load_whisper(model_id, device, compute_type))
         beam = self.config.speech_beam_size or (5 if gpu else 1)
         return WhisperRecognizer(model, model_id, beam_size=beam, batch_size=self.config.speech_batch_size)
@@ -152,7 +152,8 @@ class ModelRuntime:
 
         device, dtype = self.torch_device(), self.torch_dtype()
         adapter = self.profile.caption_adapter
-        key = f"captioner:{model_id}:{adapter}:{device}:{dtype}"
+        adapter_at = self._location(adapter, "captioner LoRA adapter") if adapter else None
+        key = f"captioner:{self._location(model_id, 'captioner')}:{adapter_at}:{device}:{dtype}"
         model, processor = MODEL_CACHE.get(key, lambda: self._load_vlm(model_id, adapter, device, dtype))
         return VLMCaptioner(
             model,
@@ -172,7 +173,8 @@ class ModelRuntime:
         from .embedding import AngleTextEncoder
 
         device = self.torch_device()
-        angle = MODEL_CACHE.get(f"text:{model_id}:{device}", lambda: self._load_angle(model_id, device))
+        key = f"text:{self._location(model_id, 'text encoder')}:{device}"
+        angle = MODEL_CACHE.get(key, lambda: self._load_angle(model_id, device))
         return AngleTextEncoder(angle, model_id, batch_size=self.config.text_batch_size)
 
     def _build_frame_encoder(self):
@@ -185,7 +187,8 @@ class ModelRuntime:
 
         device, dtype = self.torch_device(), self.torch_dtype()
         model, preprocess, tokenizer = MODEL_CACHE.get(
-            f"frames:{model_id}:{device}:{dtype}", lambda: self._load_open_clip(model_id, device, dtype)
+            f"frames:{self._location(model_id, 'frame encoder')}:{device}:{dtype}",
+            lambda: self._load_open_clip(model_id, device, dtype),
         )
         return OpenClipFrameEncoder(model, preprocess, tokenizer, model_id, batch_size=self.config.frame_batch_size)
 
@@ -197,9 +200,22 @@ class ModelRuntime:
         device, dtype = self.torch_device(), self.torch_dtype()
         source = resolve(model_id, self.models_dir, "translation")
         return MODEL_CACHE.get(
-            f"translator:{model_id}:{device}",
+            f"translator:{source.location}:{device}",
             lambda: load_with(source, lambda location: load_translator(location, model_id, device, dtype)),
         )
+
+    def _location(self, model_id: str, role: str) -> str:
+        """Where a model loads from; part of its cache key, so two runtimes with different models
+        folders never share a model. Raises the missing-weights error early when offline."""
+        if model_id.startswith("lite/"):
+            return model_id
+        if role == "frame encoder":
+            name, _, tag = model_id.partition("/")
+            folder = self.models_dir / "open_clip" / name / tag
+            return (
+                str(folder) if folder.is_dir() else resolve(f"open_clip/{name}/{tag}", self.models_dir, role).location
+            )
+        return resolve(model_id, self.models_dir, role).location
 
     def warm_up(self, roles: tuple[str, ...] = ROLES) -> dict[str, float]:
         """Load the models of ``roles`` now; returns seconds spent per role."""
