@@ -26,16 +26,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    return tmp_path_factory.mktemp("tiny-models")
+    """A models folder holding every full-profile model, tiny."""
+    folder = tmp_path_factory.mktemp("tiny-models")
+    build_full_profile(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_layout(tiny_models):
-    return build_full_profile(tiny_models)
+    return build_full_profile(tiny_models)  # already built: returns where each model is
 
 
 @pytest.fixture(scope="session")
-def full_runtime(tiny_models, tiny_layout):
+def full_runtime(tiny_models):
     return ModelRuntime(RuntimeConfig(profile="full", models_dir=str(tiny_models)))
 
 
@@ -104,6 +107,14 @@ def test_tiny_whisper_transcribes_a_generated_clip(full_runtime, speech_clip):
     transcript = full_runtime.speech().transcribe(speech_clip[0], has_audio=True)
     assert transcript.model_id == "Systran/faster-whisper-large-v3"
     assert transcript.audio_seconds == pytest.approx(14.5, abs=0.5) and transcript.language
+
+
+def test_batched_speech_pipeline(tiny_models, speech_clip):
+    """speech_batch_size > 1 goes through faster-whisper's BatchedInferencePipeline (for GPUs)."""
+    runtime = ModelRuntime(RuntimeConfig(profile="full", models_dir=str(tiny_models), speech_batch_size=2))
+    recognizer = runtime.speech()
+    transcript = recognizer.transcribe(speech_clip[0], has_audio=True)
+    assert recognizer._batched is not None and transcript.audio_seconds == pytest.approx(14.5, abs=0.5)
 
 
 def test_marian_translates_a_hangul_query(full_runtime):
