@@ -9,12 +9,14 @@ served only from inside the data folder, and no user text ever pasted into a Lan
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+import typing
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from tving_resources.config import Paths, resolve_paths
@@ -42,7 +44,7 @@ from tving_resources.runtime import ModelRuntime
 
 from .dagster_status import DagsterStatusClient
 from .describe import DescribeError, VideoDescriber
-from .search import MAX_K, MAX_QUERY_CHARS, QueryError, SceneSearch, SearchBatcher
+from .search import MAX_K, MAX_QUERY_CHARS, QueryError, SceneSearch, SearchBatcher, SearchResponse, SearchResult
 
 log = logging.getLogger("tving.api")
 WEB_DIR = Path(__file__).parent / "web"
@@ -76,33 +78,15 @@ class AppState:
             self.status, self.error = "error", f"{type(exc).__name__}: {exc}"
 
 
-class SearchResultOut(BaseModel):
-    rank: int
-    score: float
-    scene_id: str
-    video_id: str
-    video_name: str
-    video_path: str
-    scene_index: int
-    start: float
-    end: float
-    timestamp: float = Field(description="time of the chosen frame, seconds")
-    thumbnail: str
-    thumbnail_path: str
-    thumbnail_url: str
-    stream_url: str
-    caption: str
-    transcript_snippet: str
-    scores: dict[str, float] = Field(description="per signal: caption, transcript, text (BM25), frame")
+def _response_model(cls: type, name: str, **extra: Any) -> type[BaseModel]:
+    """An OpenAPI model derived from a query-app dataclass (plus fields the API adds)."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls)}
+    return create_model(name, **{**fields, **extra})
 
 
-class SearchOut(BaseModel):
-    query: str
-    query_used: str = Field(description="the text searched (the translation of a Korean query, if any)")
-    translated: bool
-    fusion: str
-    results: list[SearchResultOut]
-    timings_ms: dict[str, float]
+SearchResultOut = _response_model(SearchResult, "SearchResultOut", thumbnail_url=(str, ...), stream_url=(str, ...))
+SearchOut = _response_model(SearchResponse, "SearchOut", results=(list[SearchResultOut], ...))
 
 
 class DescribeRequest(BaseModel):
@@ -170,7 +154,7 @@ def create_app(
         if not is_video_id(video_id):
             raise HTTPException(status_code=422, detail="invalid video id")
         try:
-            summary = next((v for v in state.search.store.videos() if v.video_id == video_id), None)
+            summary = state.search.store.video_summary(video_id)
         except StoreError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         if summary is None:
@@ -197,7 +181,9 @@ def create_app(
                 raise HTTPException(status_code=422, detail=f"invalid video id {video_id[:60]!r}")
         try:
             # Concurrent searches are answered in batches (much cheaper per query on a small CPU).
-            future = state.batcher.submit(q, k, tuple(video or ()), start, end, per_video)
+            future = state.batcher.submit(
+                q, k=k, video_ids=tuple(video or ()), start=start, end=end, per_video=per_video
+            )
             response = await asyncio.wrap_future(future)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -52,9 +53,6 @@ class FusionWeights:
     transcript: float = 1.0
     text: float = 1.0  # full-text (BM25) signal
     frame: float = 0.0  # weight of the best-frame score in the scene score
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def fuse_max(scores: dict[str, np.ndarray], weights: FusionWeights) -> np.ndarray:
@@ -227,16 +225,9 @@ class SceneSearch:
             raise QueryError(str(exc)) from exc
         return SearchRequest(query, k, where, per_video)
 
-    def search(
-        self,
-        query: str,
-        k: int = 5,
-        video_ids: Sequence[str] = (),
-        start: float | None = None,
-        end: float | None = None,
-        per_video: int | None = None,
-    ) -> SearchResponse:
-        return self.search_batch([self.prepare(query, k, video_ids, start, end, per_video)])[0]
+    def search(self, query: str, **options: Any) -> SearchResponse:
+        """One query; ``options`` are those of :meth:`prepare` (k, video_ids, start, end, per_video)."""
+        return self.search_batch([self.prepare(query, **options)])[0]
 
     def search_batch(self, requests: Sequence[SearchRequest]) -> list[SearchResponse]:
         """Answer prepared requests together; each answer is what it would be alone."""
@@ -422,9 +413,9 @@ class SearchBatcher:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, query: str, k: int = 5, video_ids: Sequence[str] = (), start=None, end=None, per_video=None):
+    def submit(self, query: str, **options: Any) -> Future:
         """Validate now (raises :class:`QueryError`), answer later: returns a Future."""
-        request = self.engine.prepare(query, k, video_ids, start, end, per_video)
+        request = self.engine.prepare(query, **options)
         future: Future = Future()
         self._incoming.put((request, future))
         return future

@@ -152,3 +152,12 @@ def test_cli_search_json_and_status(indexed_library, monkeypatch):
     bad = runner.invoke(main, ["search", "x", "--video", "x' OR '1'='1"])
     assert bad.exit_code == 2 and "invalid video id" in bad.output
     assert inspect_tables(resolve_paths(home=indexed_library["home"]).lancedb_uri)
+
+
+def test_frame_weight_adds_the_best_frame_score(indexed_library, library_search):
+    from query_app.search import FusionWeights, SceneSearch
+
+    engine = SceneSearch(paths=library_search.paths, weights=FusionWeights(frame=0.5))
+    for result in engine.search("a cat", k=3).results:
+        s = result.scores
+        assert result.score == pytest.approx(max(s["caption"], s["transcript"], s["text"]) + 0.5 * s["frame"], abs=2e-4)

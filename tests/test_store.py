@@ -4,6 +4,7 @@ import zlib
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute
 import pytest
 
 from tving_resources.errors import ProfileMismatchError, StoreError
@@ -91,17 +92,28 @@ def test_search_primitives_and_filters(store):
     store.replace_video(a, rows(a, 3, "apple"))
     store.replace_video(b, rows(b, 3, "cherry"))
     target = np.asarray(store.scenes_of(a)[1]["caption_vector"], dtype=np.float32)
-    hits = store.vector_search("caption_vector", target, 3, columns=["caption"])
-    assert hits.column("scene_id")[0].as_py() == scene_id(a, 1)
-    assert hits.column("similarity")[0].as_py() == pytest.approx(1.0, abs=1e-5)
-    assert hits.column("caption")[0].as_py() == "apple scene 1"
-    only_b = store.vector_search("caption_vector", target, 10, SceneFilter((b,)).to_where())
-    assert {sid.split(":")[0] for sid in only_b.column("scene_id").to_pylist()} == {b}
+    other = np.asarray(store.scenes_of(b)[2]["caption_vector"], dtype=np.float32)
+    hits = store.vector_search_batch("caption_vector", np.stack([target, other]), 3)
+    taken = store.take_rows(hits.column("_rowid").to_pylist(), ["scene_id", "caption"])
+    ids = dict(zip(taken.column("_rowid").to_pylist(), taken.column("scene_id").to_pylist(), strict=True))
+    first = hits.filter(pa.compute.equal(hits.column("query_index"), 0))
+    second = hits.filter(pa.compute.equal(hits.column("query_index"), 1))
+    assert ids[first.column("_rowid")[0].as_py()] == scene_id(a, 1)  # one query, two vectors
+    assert ids[second.column("_rowid")[0].as_py()] == scene_id(b, 2)
+    assert first.column("similarity")[0].as_py() == pytest.approx(1.0, abs=1e-5)
+    assert taken.num_rows == len(set(hits.column("_rowid").to_pylist()))
+
+    def scene_ids_of(table):
+        found = store.take_rows(table.column("_rowid").to_pylist(), ["scene_id"])
+        return set(found.column("scene_id").to_pylist())
+
+    only_b = store.vector_search_batch("caption_vector", target, 10, SceneFilter((b,)).to_where())
+    assert {sid.split(":")[0] for sid in scene_ids_of(only_b)} == {b}
     text_hits = store.text_search("cherry", 10)
     assert text_hits.num_rows == 3 and all(sid.startswith(b) for sid in text_hits.column("scene_id").to_pylist())
     assert all(score > 0 for score in text_hits.column("bm25").to_pylist())
-    late = store.vector_search("caption_vector", target, 10, SceneFilter(start_at_or_after=15.0).to_where())
-    assert set(late.column("scene_id").to_pylist()) == {scene_id(v, i) for v in (a, b) for i in (1, 2)}
+    late = store.vector_search_batch("caption_vector", target, 10, SceneFilter(start_at_or_after=15.0).to_where())
+    assert scene_ids_of(late) == {scene_id(v, i) for v in (a, b) for i in (1, 2)}
 
 
 @pytest.mark.parametrize("bad", ["x' OR '1'='1", "alpha-0123456789' --", "../../etc"])
@@ -144,5 +156,6 @@ def test_refresh_builds_ann_indexes_past_the_threshold(tmp_path):
     big = refresh_table_indexes(store.table(), ann_min_rows=256)
     assert set(big["built"]) == {"caption_vector", "transcript_vector"}
     target = np.asarray(store.scenes_of("video3-0123456789")[7]["caption_vector"], dtype=np.float32)
-    nearest = store.vector_search("caption_vector", target, 5).column("scene_id")[0].as_py()
+    hits = store.vector_search_batch("caption_vector", target, 5)
+    nearest = store.take_rows(hits.column("_rowid").to_pylist()[:1], ["scene_id"]).column("scene_id")[0].as_py()
     assert nearest == scene_id("video3-0123456789", 7)

@@ -8,7 +8,6 @@ process" true; its counters let tests assert it instead of assuming it.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,26 +19,19 @@ class ModelCache:
     def __init__(self) -> None:
         self._models: dict[str, Any] = {}
         self._loads: Counter[str] = Counter()
-        self._load_seconds: dict[str, float] = {}
         self._lock = threading.RLock()
 
     def get(self, key: str, loader: Callable[[], T]) -> T:
         """The model cached under ``key``, loading it with ``loader`` the first time."""
         with self._lock:
             if key not in self._models:
-                started = time.perf_counter()
                 self._models[key] = loader()
-                self._load_seconds[key] = time.perf_counter() - started
                 self._loads[key] += 1
             return self._models[key]
 
     def load_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._loads)
-
-    def load_seconds(self) -> dict[str, float]:
-        with self._lock:
-            return dict(self._load_seconds)
 
     def clear(self) -> None:
         """Forget every model (tests; freeing memory). Counters are kept: they count loads."""

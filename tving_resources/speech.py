@@ -3,7 +3,6 @@ text that overlaps any span of the video."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,6 @@ class WhisperRecognizer:
         path: str | Path,
         has_audio: bool = True,
         clip: tuple[float, float] | None = None,
-        on_progress: Callable[[float], None] | None = None,
     ) -> Transcript:
         """Transcribe a file's first audio track; ``clip`` limits it to [start, end) seconds.
 
@@ -97,8 +95,6 @@ class WhisperRecognizer:
                 text = seg.text.strip()
                 if text and not _looks_hallucinated(seg):
                     result.append(TranscriptSegment(float(seg.start), float(seg.end), text))
-                if on_progress and info.duration:
-                    on_progress(min(1.0, seg.end / info.duration))
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"{Path(path).name}: speech recognition failed ({exc})") from exc
         offset = clip[0] if clip else 0.0

@@ -13,7 +13,6 @@ schema metadata records the models that wrote it; a reader or writer with other 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -294,6 +293,17 @@ class SceneStore:
             key=lambda v: v.video_name,
         )
 
+    def video_summary(self, video_id: str) -> VideoSummary | None:
+        """One video's summary, read through the video_id index (no scan of the table)."""
+        columns = ["video_name", "video_path", "video_duration", "indexed_at", "scene_index"]
+        rows = self.scenes_of(video_id, columns)
+        if not rows:
+            return None
+        first = rows[0]
+        return VideoSummary(
+            video_id, first["video_name"], first["video_path"], first["video_duration"], len(rows), first["indexed_at"]
+        )
+
     def scenes_of(self, video_id: str, columns: Sequence[str] | None = None) -> list[dict]:
         if not is_video_id(video_id):
             raise ValueError(f"invalid video id {video_id!r}")
@@ -302,40 +312,6 @@ class SceneStore:
             query = query.select(list(columns))
         rows = query.to_arrow().to_pylist()
         return sorted(rows, key=lambda r: r["scene_index"])
-
-    def rows_by_id(self, scene_ids: Sequence[str], columns: Sequence[str]) -> dict[str, dict]:
-        if not scene_ids:
-            return {}
-        bad = [s for s in scene_ids if not _is_scene_id(s)]
-        if bad:
-            raise ValueError(f"invalid scene id(s) {bad[:3]}")
-        where = "scene_id IN (" + ", ".join(f"'{s}'" for s in scene_ids) + ")"
-        cols = list(dict.fromkeys(["scene_id", *columns]))
-        rows = self.table().search().where(where).select(cols).limit(len(scene_ids)).to_arrow().to_pylist()
-        return {r["scene_id"]: r for r in rows}
-
-    def vector_search(
-        self,
-        column: str,
-        vector: np.ndarray,
-        limit: int,
-        where: str | None = None,
-        columns: Sequence[str] = (),
-    ) -> pa.Table:
-        """The nearest rows: ``scene_id``, ``similarity`` (cosine: vectors are unit-norm, so the
-        dot product) and ``columns``, best first."""
-        query = (
-            self.table()
-            .search(np.asarray(vector, dtype=np.float32), vector_column_name=column)
-            .distance_type("dot")
-            .limit(limit)
-            .select(list(dict.fromkeys(["scene_id", *columns, "_distance"])))
-        )
-        if where:
-            query = query.where(where, prefilter=True)
-        table = query.to_arrow()
-        similarity = pc.subtract(1.0, table.column("_distance"))  # LanceDB's dot distance: 1 - dot
-        return table.drop_columns(["_distance"]).append_column("similarity", similarity)
 
     def vector_search_batch(self, column: str, vectors: np.ndarray, limit: int, where: str | None = None) -> pa.Table:
         """Nearest rows of several query vectors in one query: ``query_index``, ``_rowid``,
@@ -390,26 +366,6 @@ class SceneStore:
             raise
         return table.rename_columns([("bm25" if n == "_score" else n) for n in table.column_names])
 
-    # --------------------------------------------------------------- indexes
-    def refresh_indexes(self, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
-        return refresh_table_indexes(self.table(create=True), ann_min_rows)
-
-    def size_bytes(self) -> int | None:
-        """Bytes on disk of the table (local databases only)."""
-        folder = Path(self.uri) / f"{self.table_name}.lance"
-        if not folder.is_dir():
-            return None
-        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "uri": self.uri,
-            "table": self.table_name,
-            "rows": self.count(),
-            "size_bytes": self.size_bytes(),
-            "models": json.loads(json.dumps(self.stamp.__dict__)),
-        }
-
 
 @dataclass(frozen=True)
 class TableStatus:
@@ -432,7 +388,7 @@ def inspect_tables(uri: str) -> list[TableStatus]:
     for name in names:
         table = db.open_table(name)
         video_ids = table.search().select(["video_id"]).limit(None).to_arrow().column("video_id")
-        folder = Path(uri) / f"{name}.lance"
+        folder = Path(uri) / f"{name}.lance"  # local databases only; None for s3:// and the like
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
         statuses.append(
             TableStatus(
@@ -510,11 +466,6 @@ def _table_names(db) -> list[str]:
         token = page.page_token
         if not token:
             return sorted(names)
-
-
-def _is_scene_id(value: str) -> bool:
-    video_id, _, index = value.rpartition(":")
-    return is_video_id(video_id) and index.isdigit()
 
 
 def _retry_on_conflict(operation) -> None:

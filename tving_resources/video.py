@@ -170,9 +170,6 @@ class FrameReader:
         starts = self._timestamps[:, 0]
         return int(np.clip(np.searchsorted(starts, seconds + 1e-6, side="right") - 1, 0, len(starts) - 1))
 
-    def frame_time(self, index: int) -> float:
-        return float(self._timestamps[index, 0])
-
     def frames_at(self, times: Sequence[float]) -> list[np.ndarray]:
         """RGB uint8 frames at ``times`` (any order, repeats allowed), decoded in sorted order."""
         indices = [self.frame_index_at(t) for t in times]
