@@ -1,8 +1,8 @@
 """The ``tving`` command line.
 
-``search``, ``status`` and (later) ``describe``/``serve`` read the index directly; ``index`` and
-``demo`` hand the work to the Dagster assets in this process (imported only by those commands, so
-a search never pays for importing Dagster).
+``search``, ``describe``, ``serve``, ``status`` and ``eval`` read the index directly; ``index``,
+``demo`` and ``bench index`` hand the work to the Dagster assets in this process (imported only by
+those commands, so a search never pays for importing Dagster).
 """
 
 from __future__ import annotations

@@ -175,3 +175,16 @@ def test_query_app_never_imports_dagster(module):
     code = f"import sys, {module}; print('dagster' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cli_index_reports_each_file(tmp_path, broken_files, monkeypatch):
+    from click.testing import CliRunner
+
+    from query_app.cli import main
+
+    monkeypatch.setenv("TVING_HOME", str(tmp_path / "home"))
+    out = CliRunner().invoke(main, ["index", str(broken_files["empty"]), str(tmp_path / "missing.mp4"), "--json"])
+    assert out.exit_code == 1  # some files failed
+    report = {Path(r["path"]).name: r for r in json.loads(out.output)}
+    assert report["empty.mp4"]["failed_stage"] == "video_metadata" and "0 bytes" in report["empty.mp4"]["error"]
+    assert "no such file or folder" in report["missing.mp4"]["error"]
