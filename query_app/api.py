@@ -104,6 +104,7 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     warm_up_in_background: bool = True,
     batch_wait_ms: float = 5.0,
+    max_batch: int = 16,
 ) -> FastAPI:
     paths = paths or resolve_paths()
     runtime = runtime or ModelRuntime()
@@ -113,7 +114,7 @@ def create_app(
         paths=paths,
         runtime=runtime,
         search=engine,
-        batcher=SearchBatcher(engine, max_wait_ms=batch_wait_ms),
+        batcher=SearchBatcher(engine, max_batch=max_batch, max_wait_ms=batch_wait_ms),
         describer=VideoDescriber(runtime=runtime, paths=paths),
         dagster=DagsterStatusClient(dagster_url) if dagster_url else None,
         max_upload_bytes=max_upload_bytes,

@@ -230,7 +230,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_serve_benchmark(rows: int = 100_000, clients: int = 8, requests: int = 600, db_dir: str | None = None) -> dict:
+def run_serve_benchmark(
+    rows: int = 100_000,
+    clients: int = 8,
+    requests: int = 600,
+    db_dir: str | None = None,
+    max_batch: int = 16,
+    batch_wait_ms: float = 5.0,
+) -> dict:
     """Start ``tving serve`` on loopback over a synthetic table; time /search with concurrent clients.
 
     Each client keeps one HTTP connection and sends its next query as soon as the last answer
@@ -252,7 +259,18 @@ def run_serve_benchmark(rows: int = 100_000, clients: int = 8, requests: int = 6
     port = _free_port()
     env = {**os.environ, "TVING_HOME": str(folder / "home"), "TVING_LANCEDB_URI": uri, "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "query_app.cli", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "query_app.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--max-batch",
+            str(max_batch),
+            "--batch-wait-ms",
+            str(batch_wait_ms),
+        ],  # fmt: skip
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -307,6 +325,8 @@ def run_serve_benchmark(rows: int = 100_000, clients: int = 8, requests: int = 6
         "profile": runtime.profile.name,
         "rows": table["rows"],
         "clients": clients,
+        "max_batch": max_batch,
+        "batch_wait_ms": batch_wait_ms,
         "requests": len(timed),
         "errors": errors[:5],
         "error_count": len(errors),
@@ -321,6 +341,7 @@ def run_serve_benchmark(rows: int = 100_000, clients: int = 8, requests: int = 6
     }
     report["summary"] = (
         f"/search over HTTP, {report['rows']} rows ({report['profile']} profile), {clients} concurrent clients, "
+        f"batches of up to {max_batch} (wait {batch_wait_ms:g} ms), "
         f"{report['requests']} requests after warm-up: median {report['median_ms']} ms, p95 {report['p95_ms']} ms, "
         f"throughput {report['throughput_qps']} queries/s; server CPU {report['server_cpu_ms_per_query']} ms/query; "
         f"errors {report['error_count']}; server ready after {report['server_ready_seconds']} s"

@@ -191,13 +191,22 @@ def describe(video: str, start: float, end: float, language: str, frames: int | 
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--dagster-url", envvar="TVING_DAGSTER_URL", help="Dagster webserver URL, for indexing status.")
 @click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1))
-def serve(host: str, port: int, dagster_url: str | None, max_upload_mb: int) -> None:
+@click.option("--max-batch", default=16, show_default=True, type=click.IntRange(1), help="Searches per batch.")
+@click.option("--batch-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="Wait for a batch.")
+def serve(
+    host: str, port: int, dagster_url: str | None, max_upload_mb: int, max_batch: int, batch_wait_ms: float
+) -> None:
     """The web pages and HTTP API (search, describe, library; OpenAPI at /docs)."""
     import uvicorn
 
     from .api import create_app
 
-    app = create_app(dagster_url=dagster_url, max_upload_bytes=max_upload_mb * 2**20)
+    app = create_app(
+        dagster_url=dagster_url,
+        max_upload_bytes=max_upload_mb * 2**20,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+    )
     click.echo(f"tving serve: http://{host}:{port}/  (models load in the background; see /health)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -413,12 +422,18 @@ def bench_models(profile_name: str, tiny: bool, frames: int, scenes: int, as_jso
 @click.option("--clients", default=8, show_default=True, help="Concurrent clients.")
 @click.option("--requests", "requests_", default=600, show_default=True, help="Requests in all.")
 @click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the synthetic table here.")
+@click.option("--max-batch", default=16, show_default=True, type=click.IntRange(1), help="Server: searches per batch.")
+@click.option("--batch-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="Server: batch wait.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_serve(rows: int, clients: int, requests_: int, db_dir: str | None, as_json: bool) -> None:
+def bench_serve(
+    rows: int, clients: int, requests_: int, db_dir: str | None, max_batch: int, batch_wait_ms: float, as_json: bool
+) -> None:
     """/search over HTTP with concurrent clients against `tving serve` on loopback (after warm-up)."""
     from .bench import run_serve_benchmark
 
-    report = run_serve_benchmark(rows=rows, clients=clients, requests=requests_, db_dir=db_dir)
+    report = run_serve_benchmark(
+        rows=rows, clients=clients, requests=requests_, db_dir=db_dir, max_batch=max_batch, batch_wait_ms=batch_wait_ms
+    )
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
