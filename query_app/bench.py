@@ -258,19 +258,10 @@ def run_serve_benchmark(
     table = build_synthetic_table(uri, rows, runtime)
     port = _free_port()
     env = {**os.environ, "TVING_HOME": str(folder / "home"), "TVING_LANCEDB_URI": uri, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "query_app.cli", "serve", "--port", str(port)]
+    command += ["--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms)]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "query_app.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--max-batch",
-            str(max_batch),
-            "--batch-wait-ms",
-            str(batch_wait_ms),
-        ],  # fmt: skip
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
