@@ -381,7 +381,7 @@ async def _save_upload(file: UploadFile, folder: Path, max_bytes: int) -> Path:
                 raise HTTPException(status_code=413, detail=f"{name}: larger than {max_bytes // 2**20} MB")
             out.write(chunk)
     try:
-        await run_in_threadpool(probe_video, target, "upload-0000000000")
+        await run_in_threadpool(probe_video, target, "upload-0000000000", False)
     except VideoError as exc:
         raise HTTPException(status_code=415, detail=str(exc)) from exc
     return target

@@ -81,7 +81,7 @@ class VideoDescriber:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         video_id, path = self.resolve(str(video))
-        info = probe_video(path, video_id or "adhoc-0000000000")
+        info = probe_video(path, video_id or "adhoc-0000000000", fingerprint=False)
         if start >= info.duration:
             raise DescribeError(f"the span starts at {start} s but {path.name} lasts {info.duration:.2f} s")
         end = min(end, info.duration)

@@ -237,7 +237,7 @@ class SceneSearch:
         """First half of a batch: translation, full-text queries (started first: they need no
         vectors, so they run while the encoder works) and query vectors."""
         clock = time.perf_counter()
-        translated = [self._translate(r.query) for r in requests]
+        translated = self._translate([r.query for r in requests])
         texts = [t for t, _ in translated]
         n = max(self.candidates, 4 * max(r.k for r in requests))
         text_jobs = [self._pool.submit(self.store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
@@ -358,11 +358,16 @@ class SceneSearch:
                 break
         return picks
 
-    def _translate(self, query: str) -> tuple[str, bool]:
-        translator = self.runtime.translator() if has_hangul(query) else None
-        if translator is None:
-            return query, False
-        return translator.translate([query])[0], True
+    def _translate(self, queries: list[str]) -> list[tuple[str, bool]]:
+        """(text to search, translated?) per query: Korean queries of a batch are translated
+        together, and only when the text encoder cannot read Korean itself."""
+        korean = [i for i, q in enumerate(queries) if has_hangul(q)]
+        translator = self.runtime.translator() if korean else None
+        result = [(q, False) for q in queries]
+        if translator is not None:
+            for i, english in zip(korean, translator.translate([queries[i] for i in korean]), strict=True):
+                result[i] = (english, True)
+        return result
 
     def _result(
         self, rank: int, score: float, row: dict, frame: int, signals: dict[str, float], query: str

@@ -12,12 +12,13 @@ from tving_resources.pipeline import (
     caption_scenes,
     embed_scenes,
     extract_keyframes,
+    model_stamp,
     segment_video,
 )
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
-from tving_resources.store import ModelStamp, refresh_all_indexes
+from tving_resources.store import refresh_all_indexes
 from tving_resources.video import VideoInfo, probe_video
 
 from .errors import user_errors_as_failures
@@ -195,15 +196,7 @@ def scene_index(
         speech = artifacts.load(video_id, "transcript", Transcript)
         scene_captions = artifacts.load(video_id, "captions", SceneCaptions)
         vectors = SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors"))
-        stamp = ModelStamp(
-            profile=models.runtime.profile.name,
-            text_model=vectors.text_model,
-            text_dim=int(vectors.caption.shape[1]),
-            frame_model=vectors.frame_model,
-            frame_dim=int(vectors.frames.shape[2]),
-            caption_model=scene_captions.model_id,
-            speech_model=speech.model_id,
-        )
+        stamp = model_stamp(models.profile_name, vectors, scene_captions, speech)
         rows = build_scene_rows(
             info, detection, artifacts.load(video_id, "keyframes", KeyframeSet), speech, scene_captions, vectors, stamp
         )

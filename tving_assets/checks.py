@@ -7,9 +7,11 @@ from tving_resources.pipeline import (
     SceneVectors,
     check_scene_coverage,
     check_scene_vectors,
+    model_stamp,
 )
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.scenes import SceneDetection
+from tving_resources.speech import Transcript
 from tving_resources.store import ModelStamp
 
 from .assets import captions, scene_index, scene_vectors, scenes
@@ -62,8 +64,16 @@ def index_rows_match_scenes(
     lancedb: LanceDBResource,
 ) -> dg.AssetCheckResult:
     video_id = context.partition_key
-    expected = len(settings.artifacts(models.profile_name).load(video_id, "scenes", SceneDetection).scenes)
-    found = lancedb.store(settings, models.runtime.stamp()).count(video_id)
+    artifacts = settings.artifacts(models.profile_name)
+    expected = len(artifacts.load(video_id, "scenes", SceneDetection).scenes)
+    # the stamp of this video's own results: counting rows needs no model loaded
+    stamp = model_stamp(
+        models.profile_name,
+        SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors")),
+        artifacts.load(video_id, "captions", SceneCaptions),
+        artifacts.load(video_id, "transcript", Transcript),
+    )
+    found = lancedb.store(settings, stamp).count(video_id)
     problems = [] if found == expected else [f"the index holds {found} rows for {expected} scenes"]
     return _result(problems, expected=expected, found=found)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
 
 from .artifacts import ArtifactStore
 from .captioning import Captioner, SceneFrames
@@ -23,7 +22,7 @@ from .embedding import FrameEncoder, TextEncoder
 from .scenes import SceneDetection, SceneSettings, detect_scenes
 from .speech import Transcript
 from .store import ModelStamp, scene_id, scene_schema
-from .video import FrameReader, VideoInfo, keyframe_times, save_jpeg
+from .video import FrameReader, VideoInfo, keyframe_times, load_rgb, save_jpeg
 
 KEYFRAMES_DIR = "keyframes"
 
@@ -142,7 +141,7 @@ def caption_scenes(
         inputs = [
             SceneFrames(
                 s.index,
-                tuple(_load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.of_scene(s.index)),
+                tuple(load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.of_scene(s.index)),
                 texts[s.index],
             )
             for s in batch
@@ -167,9 +166,22 @@ def embed_scenes(
     if frame_encoder.uses_frame_descriptions:
         flat = frame_encoder.encode_descriptions([d for c in captions.scenes for d in c.frame_descriptions])
     else:
-        flat = frame_encoder.encode_images([_load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.frames])
+        flat = frame_encoder.encode_images([load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.frames])
     frames = flat.reshape(len(captions.scenes), k, frame_encoder.dim).astype(np.float32)
     return SceneVectors(caption_vecs, transcript_vecs, frames, text_encoder.model_id, frame_encoder.model_id)
+
+
+def model_stamp(profile: str, vectors: SceneVectors, captions: SceneCaptions, transcript: Transcript) -> ModelStamp:
+    """The models that produced a video's results (what its rows will be stamped with)."""
+    return ModelStamp(
+        profile=profile,
+        text_model=vectors.text_model,
+        text_dim=int(vectors.caption.shape[1]),
+        frame_model=vectors.frame_model,
+        frame_dim=int(vectors.frames.shape[2]),
+        caption_model=captions.model_id,
+        speech_model=transcript.model_id,
+    )
 
 
 def build_scene_rows(
@@ -215,11 +227,6 @@ def build_scene_rows(
             }
         )
     return pa.Table.from_pylist(rows, schema=scene_schema(stamp))
-
-
-def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 class StageTimer:

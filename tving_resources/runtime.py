@@ -210,11 +210,7 @@ class ModelRuntime:
         if model_id.startswith("lite/"):
             return model_id
         if role == "frame encoder":
-            name, _, tag = model_id.partition("/")
-            folder = self.models_dir / "open_clip" / name / tag
-            return (
-                str(folder) if folder.is_dir() else resolve(f"open_clip/{name}/{tag}", self.models_dir, role).location
-            )
+            return _open_clip_source(model_id, self.models_dir).location
         return resolve(model_id, self.models_dir, role).location
 
     def warm_up(self, roles: tuple[str, ...] = ROLES) -> dict[str, float]:
@@ -301,13 +297,12 @@ class ModelRuntime:
         import open_clip
 
         name, _, tag = model_id.partition("/")
-        folder = self.models_dir / "open_clip" / name / tag
-        if folder.is_dir():
-            location = f"local-dir:{folder}"
+        source = _open_clip_source(model_id, self.models_dir)
+        if source.local_path is not None:
+            location = f"local-dir:{source.local_path}"
             model, _, preprocess = open_clip.create_model_and_transforms(location, device=device)
             tokenizer = open_clip.get_tokenizer(location)
         else:
-            source = resolve(f"open_clip/{name}/{tag}", self.models_dir, "frame encoder")
 
             def load(_location: str):
                 return open_clip.create_model_and_transforms(name, pretrained=tag or None, device=device)
@@ -317,6 +312,11 @@ class ModelRuntime:
         if str(dtype) != "torch.float32":
             model = model.to(dtype)
         return model.eval(), preprocess, tokenizer
+
+
+def _open_clip_source(model_id: str, models_dir: Path):
+    """open_clip models live under ``<models>/open_clip/`` (where `tving models pull` saves them)."""
+    return resolve(f"open_clip/{model_id}", models_dir, "frame encoder")
 
 
 def assemble_whisper_base(folder: Path) -> Path:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from .artifacts import ArtifactStore
 from .errors import ConfigError
-from .video import FrameReader, keyframe_times, probe_video
+from .video import FrameReader, keyframe_times, load_rgb, probe_video
 from .vlm import TrainingExample, read_training_records, record_caption
 
 
@@ -26,7 +26,7 @@ def _example(record: dict[str, Any], base: Path, frames: int, artifacts: Artifac
         return _scene_example(str(record["scene"]), caption, artifacts)
     if "video" in record:
         video = _resolve(base, record["video"])
-        info = probe_video(video, "train-0000000000")
+        info = probe_video(video, "train-0000000000", fingerprint=False)
         start = float(record.get("start", 0.0))
         end = min(float(record.get("end", info.duration)), info.duration)
         if not 0 <= start < end:
@@ -37,7 +37,7 @@ def _example(record: dict[str, Any], base: Path, frames: int, artifacts: Artifac
     if "image" in record or "images" in record:
         names = record.get("images") or record["image"]
         names = [names] if isinstance(names, str) else list(names)
-        images = tuple(_load_rgb(_resolve(base, n)) for n in names)
+        images = tuple(load_rgb(_resolve(base, n)) for n in names)
         return TrainingExample(images, transcript, caption)
     raise ConfigError(f"training record needs 'video', 'image(s)' or 'scene': {str(record)[:200]}")
 
@@ -55,7 +55,7 @@ def _scene_example(reference: str, caption: str, artifacts: ArtifactStore | None
     if artifacts.exists(video_id, "captions.json"):
         scenes = artifacts.load(video_id, "captions", SceneCaptions).scenes
         transcript = next((s.transcript for s in scenes if s.scene_index == int(index)), "")
-    images = tuple(_load_rgb(artifacts.base / f.thumbnail) for f in keyframes)
+    images = tuple(load_rgb(artifacts.base / f.thumbnail) for f in keyframes)
     return TrainingExample(images, transcript, caption)
 
 
@@ -65,8 +65,3 @@ def _resolve(base: Path, name: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"training record refers to a missing file: {path}")
     return path
-
-
-def _load_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")

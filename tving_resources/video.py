@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .errors import NoVideoStreamError, UnreadableVideoError
 
@@ -51,8 +52,11 @@ def fingerprint_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def probe_video(path: str | Path, video_id: str) -> VideoInfo:
+def probe_video(path: str | Path, video_id: str, fingerprint: bool = True) -> VideoInfo:
     """Read a video's properties and check that it decodes from start to end.
+
+    ``fingerprint`` hashes the whole file (the index records it); callers that only need to know
+    the file is a good video (video-to-text, uploads) skip it: it costs a read of every byte.
 
     Raises:
         UnreadableVideoError: missing, empty, not a media file, truncated or undecodable.
@@ -102,7 +106,7 @@ def probe_video(path: str | Path, video_id: str) -> VideoInfo:
         audio_codec=audio_codec,
         size_bytes=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
-        fingerprint=fingerprint_file(file),
+        fingerprint=fingerprint_file(file) if fingerprint else "",
     )
 
 
@@ -183,13 +187,17 @@ class FrameReader:
 
 
 def save_jpeg(frame: np.ndarray, path: Path, max_side: int, quality: int = 85) -> None:
-    from PIL import Image
-
     image = Image.fromarray(frame)
     if max(image.size) > max_side:
         image = image.resize(scaled_size(*image.size, max_side), Image.Resampling.BICUBIC)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="JPEG", quality=quality)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """An image file as RGB (thumbnails, training images)."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def keyframe_times(start: float, end: float, count: int) -> list[float]:
