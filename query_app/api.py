@@ -297,6 +297,14 @@ def create_app(
             "status": "saved in the watched folder; the Dagster sensor will index it",
         }
 
+    @app.get("/failures", tags=["library"])
+    def failures() -> list[dict[str, Any]]:
+        """Videos whose indexing failed, with the stage and the message (from the catalog)."""
+        return [
+            {"video_id": e.video_id, "name": e.name, "path": e.path, "failed_stage": e.failed_stage, "error": e.error}
+            for e in failed_videos(paths)
+        ]
+
     @app.get("/status", tags=["library"])
     async def indexing_status() -> dict[str, Any]:
         if state.dagster is None:
@@ -332,6 +340,7 @@ def create_app(
             {
                 "page": "library",
                 "videos": items,
+                "failures": failures(),
                 "dagster": state.dagster is not None,
                 "max_upload_mb": state.max_upload_bytes // 2**20,
                 "extensions": sorted(VIDEO_EXTENSIONS),
@@ -339,6 +348,12 @@ def create_app(
         )
 
     return app
+
+
+def failed_videos(paths: Paths) -> list:
+    from tving_resources.catalog import VideoCatalog
+
+    return VideoCatalog(paths.catalog_path).failures() if paths.catalog_path.exists() else []
 
 
 def thumbnail_url(relative: str) -> str:

@@ -109,7 +109,7 @@ def _print_index_report(results) -> None:
     for r in results:
         name = Path(r.path).name
         if r.ok:
-            total = sum(r.stage_seconds.values())
+            total = r.seconds
             click.echo(
                 f"  ok      {name:<32} {r.scenes:>3} scenes  {r.duration:7.1f} s of video  "
                 f"in {total:5.1f} s  ({r.video_id})"
@@ -118,6 +118,34 @@ def _print_index_report(results) -> None:
             where = f" at {r.failed_stage}" if r.failed_stage else ""
             click.secho(f"  FAILED  {name:<32} {where}: {r.error}", fg="red")
     click.echo(f"{len(ok)} of {len(results)} videos indexed.")
+
+
+@main.command()
+@click.argument("videos", nargs=-1)
+@click.option("--missing", is_flag=True, help="Every catalogued video whose file is gone.")
+@click.option("--force", is_flag=True, help="Remove even if the file is still there (the sensor re-adds it).")
+@click.option("--json", "as_json", is_flag=True)
+def remove(videos: tuple[str, ...], missing: bool, force: bool, as_json: bool) -> None:
+    """Remove videos (ids or paths) from the index: rows, results and catalog entry.
+
+    The sensor removes a file's video by itself once the file has been gone for a few ticks, but
+    never when the whole watched folder looks unmounted; this command is how to do it then.
+    """
+    from tving_assets.removal import remove_videos
+
+    if not videos and not missing:
+        _fail("name video ids or paths, or pass --missing")
+    try:
+        reports = remove_videos(videos, missing=missing, force=force)
+    except TvingError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json([r.__dict__ for r in reports])
+        return
+    for r in reports:
+        click.echo(f"  {'removed' if r.removed else 'kept   '}  {r.video_id}: {r.reason}")
+    if not reports:
+        click.echo("nothing to remove")
 
 
 # -------------------------------------------------------------------------- search
@@ -225,12 +253,18 @@ def status(as_json: bool) -> None:
         tables = inspect_tables(paths.lancedb_uri)
     except TvingError as exc:
         _fail(str(exc))
-    registered = len(VideoCatalog(paths.catalog_path).entries()) if paths.catalog_path.exists() else 0
+    catalog = VideoCatalog(paths.catalog_path) if paths.catalog_path.exists() else None
+    states = catalog.state_counts() if catalog else {}
+    failures = catalog.failures() if catalog else []
     payload = {
         "home": str(paths.home),
         "videos_dir": str(paths.videos_dir),
         "lancedb_uri": paths.lancedb_uri,
-        "registered_videos": registered,
+        "registered_videos": sum(states.values()),
+        "video_states": states,
+        "failed_videos": [
+            {"video_id": e.video_id, "path": e.path, "failed_stage": e.failed_stage, "error": e.error} for e in failures
+        ],
         "tables": [
             {
                 "table": t.name,
@@ -247,7 +281,10 @@ def status(as_json: bool) -> None:
         _echo_json(payload)
         return
     click.echo(f"home:        {payload['home']}")
-    click.echo(f"videos dir:  {payload['videos_dir']}  ({registered} registered files)")
+    states_text = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    click.echo(
+        f"videos dir:  {payload['videos_dir']}  ({payload['registered_videos']} registered files: {states_text})"
+    )
     click.echo(f"LanceDB:     {payload['lancedb_uri']}")
     if not tables:
         click.echo("no scene table yet: run `tving index PATH`")
@@ -257,6 +294,10 @@ def status(as_json: bool) -> None:
         if t.stamp:
             for role in ("profile", "speech_model", "caption_model", "text_model", "frame_model"):
                 click.echo(f"  {role:<14} {getattr(t.stamp, role)}")
+    if failures:
+        click.secho(f"failed videos ({len(failures)}; tried again when their file changes):", bold=True, fg="red")
+        for e in failures:
+            click.echo(f"  {e.path}\n    at {e.failed_stage}: {e.error}")
 
 
 # ---------------------------------------------------------------------------- eval

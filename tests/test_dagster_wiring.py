@@ -12,11 +12,11 @@ import dagster as dg
 import pytest
 from conftest import make_resources
 
+from tving_assets.checks import VIDEO_CHECKS
 from tving_assets.definitions import defs
 from tving_assets.sensors import videos_folder_sensor
 from tving_resources.catalog import VideoCatalog
 from tving_resources.config import resolve_paths
-from tving_resources.store import SceneStore
 
 
 def test_definitions_load_with_every_part():
@@ -24,16 +24,21 @@ def test_definitions_load_with_every_part():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {
-        "video_metadata", "scenes", "keyframes", "transcript", "captions", "scene_vectors", "scene_index",
-        "search_index", "captioner_lora_adapter",
+        "video_metadata", "scenes", "keyframes", "transcript", "captions", "scene_vectors", "scene_rows",
+        "scene_index", "search_index", "captioner_lora_adapter",
     }  # fmt: skip
-    assert {j.name for j in repo.get_all_jobs()} >= {"index_video", "refresh_search_indexes", "finetune_captioner"}
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        "index_video", "refresh_search_indexes", "finetune_captioner", "remove_video_job"
+    }  # fmt: skip
     assert repo.get_sensor_def("videos_folder_sensor")
     assert repo.get_schedule_def("refresh_search_indexes_schedule").cron_schedule == "0 3 * * *"
     checks = {k.name for k in repo.asset_graph.asset_check_keys}
     assert checks == {
-        "scenes_cover_video", "every_scene_has_caption", "vectors_are_finite_unit_norm", "index_rows_match_scenes"
+        "scenes_cover_video", "every_scene_has_caption", "vectors_are_finite_unit_norm", "scene_rows_complete",
+        "index_rows_match_scenes",
     }  # fmt: skip
+    blocking = {spec.name for c in VIDEO_CHECKS for spec in c.check_specs if spec.blocking}
+    assert "scene_rows_complete" in blocking and "index_rows_match_scenes" not in blocking
 
 
 def test_code_location_load_stays_light():
@@ -50,15 +55,13 @@ def test_code_location_load_stays_light():
     assert float(seconds) < 10
 
 
-def _sensor_result(home, cursor=None):
-    resources = make_resources(home, sensor_settle_seconds=0)
-    context = dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs)
-    return videos_folder_sensor(context), resources
+def _sensor_result(home, cursor=None, **settings):
+    resources = make_resources(home, sensor_settle_seconds=0, **settings)
+    with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs) as context:
+        return videos_folder_sensor(context)
 
 
-def test_sensor_registers_reindexes_and_forgets_files(tmp_path, cuts_clip):
-    from test_store import STAMP, rows
-
+def test_sensor_registers_and_reindexes_files(tmp_path, cuts_clip):
     home = tmp_path / "home"
     videos = resolve_paths(home=home).videos_dir
     videos.mkdir(parents=True)
@@ -68,39 +71,23 @@ def test_sensor_registers_reindexes_and_forgets_files(tmp_path, cuts_clip):
     second = videos / "sub" / "두번째.mkv"
     second.write_bytes(b"not yet checked: the sensor never reads files")
 
-    result, _ = _sensor_result(home)
-    assert len(result.run_requests) == 2
+    result = _sensor_result(home)
+    assert len(result.run_requests) == 2 and {r.job_name for r in result.run_requests} == {"index_video"}
     (add,) = result.dynamic_partitions_requests
     assert sorted(add.partition_keys) == sorted(r.partition_key for r in result.run_requests)
     assert len(result.cursor) < 100  # small whatever the library size
     first_id = next(r.partition_key for r in result.run_requests if r.partition_key.startswith("first-clip"))
 
-    again, _ = _sensor_result(home, result.cursor)
-    assert isinstance(again, dg.SkipReason)  # nothing changed
+    again = _sensor_result(home, result.cursor)
+    assert not again.run_requests and again.skip_reason  # nothing changed
 
     time.sleep(0.01)
     first.write_bytes(first.read_bytes() + b"\0")  # changed: size and mtime
-    changed, _ = _sensor_result(home, result.cursor)
+    changed = _sensor_result(home, again.cursor)
     (request,) = changed.run_requests
     assert request.partition_key == first_id
     old_key = next(r.run_key for r in result.run_requests if r.partition_key == first_id)
-    assert request.run_key != old_key and not changed.dynamic_partitions_requests
-
-    # rows for the first video, then the file goes away: rows, artifacts and partition follow
-    paths = resolve_paths(home=home)
-    store = SceneStore(paths.lancedb_uri, STAMP)
-    store.replace_video(first_id, rows(first_id, 3))
-    (paths.artifacts_dir / "lite" / first_id).mkdir(parents=True)
-    (paths.artifacts_dir / "full" / first_id).mkdir(parents=True)
-    first.unlink()
-    removed, _ = _sensor_result(home, changed.cursor)
-    assert not removed.run_requests
-    (delete,) = removed.dynamic_partitions_requests
-    assert list(delete.partition_keys) == [first_id]
-    assert store.count(first_id) == 0
-    assert not (paths.artifacts_dir / "lite" / first_id).exists()
-    assert not (paths.artifacts_dir / "full" / first_id).exists()
-    assert VideoCatalog(paths.catalog_path).find(first_id) is None
+    assert request.run_key != old_key
 
 
 def test_sensor_caps_runs_per_tick(tmp_path):
@@ -109,11 +96,9 @@ def test_sensor_caps_runs_per_tick(tmp_path):
     videos.mkdir(parents=True)
     for i in range(5):
         (videos / f"v{i}.mp4").write_bytes(b"x" * (i + 1))
-    resources = make_resources(home, sensor_settle_seconds=0, sensor_max_runs_per_tick=3)
-    context = dg.build_sensor_context(resources=resources, definitions=defs)
-    first = videos_folder_sensor(context)
+    first = _sensor_result(home, sensor_max_runs_per_tick=3)
     assert len(first.run_requests) == 3 and json.loads(first.cursor)["pending"] == 2
-    second = videos_folder_sensor(dg.build_sensor_context(cursor=first.cursor, resources=resources, definitions=defs))
+    second = _sensor_result(home, first.cursor, sensor_max_runs_per_tick=3)
     assert len(second.run_requests) == 2
 
 
@@ -123,8 +108,10 @@ def test_failed_stage_reports_the_file_and_stops_that_video(tmp_path, broken_fil
     results = index_videos([str(broken_files["text"])], make_resources(tmp_path / "home"))
     (result,) = results
     assert not result.ok and result.failed_stage == "video_metadata"
-    assert result.error.startswith("notes.mp4: not a readable video")
+    assert result.error.startswith("notes.mp4: video_metadata failed: not a readable video")
     assert list(result.stage_seconds) == ["video_metadata"]
+    entry = VideoCatalog(resolve_paths(home=tmp_path / "home").catalog_path).get(result.video_id)
+    assert entry.state == "failed" and entry.failed_stage == "video_metadata" and entry.error == result.error
 
 
 def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
@@ -160,8 +147,8 @@ def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, 
         env=env, capture_output=True, text=True, cwd=str(tmp_path),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    artifacts = resolve_paths(home=home).artifacts_dir / "lite" / video_id
-    assert (artifacts / "video.json").is_file() and (artifacts / "scenes.json").is_file()
+    head = json.loads((resolve_paths(home=home).artifacts_dir / "lite" / video_id / "head.json").read_text())
+    assert set(head) == {"video", "scenes"}
     record = instance.get_latest_materialization_event(dg.AssetKey("scenes"))
     assert record is not None and record.dagster_event.partition == video_id
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(

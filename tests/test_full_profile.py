@@ -277,8 +277,8 @@ def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech
     (table,) = inspect_tables(resolve_paths(home=home).lancedb_uri)
     assert table.name == "scenes_full" and table.rows == result.scenes == 3
     assert (table.stamp.text_dim, table.stamp.frame_dim) == (32, 16)
-    keyframes = list((resolve_paths(home=home).artifacts_dir / "full" / result.video_id / "keyframes").iterdir())
-    assert len(keyframes) == 3 * 8  # the full profile's 8 frames per scene
+    (folder,) = (resolve_paths(home=home).artifacts_dir / "full" / result.video_id / "keyframes").iterdir()
+    assert len(list(folder.glob("*.jpg"))) == 3 * 8  # the full profile's 8 frames per scene
     loaded_now = {k: v - before.get(k, 0) for k, v in MODEL_CACHE.load_counts().items() if v - before.get(k, 0)}
     assert all(v == 1 for v in loaded_now.values()), loaded_now
 

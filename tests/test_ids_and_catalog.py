@@ -1,7 +1,8 @@
 import os
 import time
 
-from tving_resources.catalog import FileState, VideoCatalog, scan_video_folder
+from tving_resources.catalog import FileState, VideoCatalog
+from tving_resources.folder_watch import WatchSettings, plan_tick, scan_video_folder
 from tving_resources.ids import is_video_id, video_id_for
 
 
@@ -36,25 +37,43 @@ def test_catalog_tracks_new_changed_and_removed_files(tmp_path):
     b.write_bytes(b"22")
     (folder / "notes.txt").write_text("not a video")
     catalog = VideoCatalog(tmp_path / "catalog.sqlite")
+    settings = WatchSettings(settle_seconds=0, absent_ticks=1)
 
-    changes = catalog.changes_under(folder, scan_video_folder(folder))
-    assert {s.path for s in changes.new} == {str(a.resolve()), str(b.resolve())}
-    for state in changes.new:
-        catalog.record(state)
-    assert catalog.changes_under(folder, scan_video_folder(folder)).empty
+    def tick(n):
+        plan = plan_tick(scan_video_folder(folder), catalog.entries_under(folder), n, settings)
+        catalog.apply_tick(plan)
+        return plan
+
+    first = tick(1)
+    assert {r.path for r in first.index} == {str(a.resolve()), str(b.resolve())} and all(r.new for r in first.index)
+    assert tick(2).empty  # tick 1's requests were confirmed by tick 2's cursor
 
     a.write_bytes(b"333")  # changed size
     os.utime(a, ns=(time.time_ns(), time.time_ns()))
     b.unlink()
-    changes = catalog.changes_under(folder, scan_video_folder(folder))
-    assert [s.path for s in changes.changed] == [str(a.resolve())]
-    assert [e.path for e in changes.removed] == [str(b.resolve())]
-    assert not changes.new
+    third = tick(3)
+    assert [(r.path, r.new) for r in third.index] == [(str(a.resolve()), False)]
+    assert [r.path for r in third.remove] == [str(b.resolve())]
     assert catalog.get(FileState.of(a).video_id).path == str(a.resolve())
 
 
-def test_scan_skips_files_still_being_written(tmp_path):
+def test_catalog_from_before_states_gains_its_columns(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "catalog.sqlite"
+    with sqlite3.connect(db) as conn:  # the first release's schema, with one video
+        conn.execute(
+            "CREATE TABLE videos (video_id TEXT PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL, registered_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO videos VALUES ('a-0123456789', '/v/a.mp4', 1, 2, 3.0)")
+    entry = VideoCatalog(db).get("a-0123456789")
+    assert entry.state == "registered" and entry.requested_version is None and entry.version == "1-2"
+
+
+def test_scan_marks_files_still_being_written(tmp_path):
     fresh = tmp_path / "copying.mp4"
     fresh.write_bytes(b"partial")
-    assert scan_video_folder(tmp_path, settle_seconds=60) == []
-    assert len(scan_video_folder(tmp_path, settle_seconds=0)) == 1
+    listing = scan_video_folder(tmp_path, settle_seconds=60)
+    assert listing.settled == () and listing.unsettled == (str(fresh.resolve()),) and listing.complete
+    assert len(scan_video_folder(tmp_path, settle_seconds=0).settled) == 1

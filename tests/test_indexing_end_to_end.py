@@ -36,7 +36,7 @@ def test_good_videos_indexed_and_bad_ones_fail_alone(indexed_library, broken_fil
     }
     for name, words in expected_errors.items():
         assert not results[name].ok and results[name].failed_stage == "video_metadata"
-        assert words in results[name].error and name in results[name].error
+        assert words in results[name].error and results[name].error.startswith(f"{name}: video_metadata failed: ")
 
 
 def test_each_model_loaded_once_for_the_whole_call(indexed_library):
@@ -73,7 +73,7 @@ def test_cuts_found_within_a_quarter_second(indexed_library, cuts_clip):
     from tving_resources.artifacts import ArtifactStore
 
     store = ArtifactStore(resolve_paths(home=indexed_library["home"]).artifacts_dir, "lite")
-    detection = store.load(result.video_id, "scenes", SceneDetection)
+    detection = store.video(result.video_id).load("scenes", SceneDetection)
     starts = [s.start for s in detection.scenes[1:]]
     assert len(starts) == len(cuts_clip[1])
     assert all(abs(a - b) <= 0.25 for a, b in zip(starts, cuts_clip[1], strict=True)), starts

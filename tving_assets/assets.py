@@ -1,13 +1,23 @@
 """The indexing assets: one dynamic partition per video file, each stage a thin call into
-``tving_resources.pipeline`` whose result is kept in the per-video artifact folder."""
+``tving_resources.pipeline`` whose result is kept, versioned, in the video's artifact folder.
+
+A stage whose inputs, settings and models are unchanged reuses its stored result (``skipped``
+in the metadata). Rows are built and checked (``scene_rows`` and its blocking check) before
+``scene_index`` commits them, so a failed check really keeps them out of the table.
+"""
+
+from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 
+from tving_resources.catalog import FileState
+from tving_resources.errors import MissingArtifactError, VideoMissingError
+from tving_resources.lifecycle import commit_video
 from tving_resources.pipeline import (
     KeyframeSet,
     SceneCaptions,
     SceneVectors,
-    StageTimer,
     build_scene_rows,
     caption_scenes,
     embed_scenes,
@@ -18,214 +28,296 @@ from tving_resources.pipeline import (
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
-from tving_resources.store import refresh_all_indexes
-from tving_resources.video import VideoInfo, probe_video
+from tving_resources.store import SCHEMA_VERSION
+from tving_resources.video import VideoInfo, fingerprint_file, probe_video
 
 from .errors import user_errors_as_failures
 from .partitions import videos_partitions
+from .stage import VideoStage
 
 GROUP = "video_indexing"
 _per_video = {"partitions_def": videos_partitions, "group_name": GROUP}
+# Bump when a stage's code changes what it produces: stored results of the old code are not reused.
+PROBE_VERSION = 2
 
 
 @dg.asset(**_per_video, kinds={"ffmpeg"})
 def video_metadata(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """Probe the file: duration, fps, size, audio track, content fingerprint; rejects broken files."""
-    video_id = context.partition_key
-    with user_errors_as_failures(), StageTimer() as timer:
-        entry = settings.catalog().get(video_id)
-        info = probe_video(entry.path, video_id)
-        settings.artifacts(models.profile_name).save(video_id, "video", info)
+    stage = VideoStage("video", context, settings, models, lancedb)
+    with stage.guard():
+        catalog = settings.catalog()
+        path = Path(catalog.get(stage.video_id).path)
+        if not path.is_file():
+            raise VideoMissingError(f"{path}: file not found (removed, renamed, or its disk is not mounted)")
+        catalog.mark_indexing(stage.video_id, FileState.of(path).version)
+        fingerprint = fingerprint_file(path)
+        produced = stage.produce(
+            {"file": fingerprint},
+            {"probe": PROBE_VERSION},
+            lambda _out, _final: probe_video(path, stage.video_id, fingerprint=fingerprint),
+            VideoInfo,
+        )
+    info = produced.value
     return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(info.path),
-            "duration_s": info.duration,
-            "fps": info.fps,
-            "resolution": f"{info.width}x{info.height}",
-            "has_audio": info.has_audio,
-            "fingerprint": info.fingerprint,
-            "seconds": timer.seconds,
-        },
+        metadata=stage.metadata(
+            produced,
+            path=dg.MetadataValue.path(info.path),
+            duration_s=info.duration,
+            fps=info.fps,
+            resolution=f"{info.width}x{info.height}",
+            has_audio=info.has_audio,
+            fingerprint=info.fingerprint,
+        ),
         data_version=dg.DataVersion(info.fingerprint),
     )
 
 
 @dg.asset(**_per_video, deps=[video_metadata], kinds={"pyscenedetect"})
 def scenes(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """Scenes from PySceneDetect cuts with the retry, merge, split and end-card rules."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    with user_errors_as_failures(), StageTimer() as timer:
-        info = artifacts.load(video_id, "video", VideoInfo)
-        detection = segment_video(info, settings.scene_settings())
-        artifacts.save(video_id, "scenes", detection)
+    stage = VideoStage("scenes", context, settings, models, lancedb)
+    with stage.guard():
+        video_key = stage.video.key_of("video")
+        info = stage.video.load("video", VideoInfo, video_key)
+        scene_settings = settings.scene_settings()
+        produced = stage.produce(
+            {"video": video_key},
+            scene_settings.__dict__,
+            lambda _out, _final: segment_video(info, scene_settings),
+            SceneDetection,
+        )
+    detection = produced.value
     return dg.MaterializeResult(
-        metadata={
-            "scenes": len(detection.scenes),
-            "threshold_used": detection.threshold_used,
-            "attempts": [f"threshold {a.threshold:g}: {a.scene_count} scenes" for a in detection.attempts],
-            "covered_until_s": detection.covered_until,
-            "seconds": timer.seconds,
-        }
+        metadata=stage.metadata(
+            produced,
+            scenes=len(detection.scenes),
+            threshold_used=detection.threshold_used,
+            attempts=[f"threshold {a.threshold:g}: {a.scene_count} scenes" for a in detection.attempts],
+            covered_until_s=detection.covered_until,
+        )
     )
 
 
 @dg.asset(**_per_video, deps=[scenes], kinds={"decord"})
 def keyframes(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """K frames per scene, decoded in one sorted batch, saved as JPEG thumbnails."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    with user_errors_as_failures(), StageTimer() as timer:
-        info = artifacts.load(video_id, "video", VideoInfo)
-        detection = artifacts.load(video_id, "scenes", SceneDetection)
-        frame_set = extract_keyframes(
-            info, detection, artifacts, settings.keyframe_settings(models.runtime.profile.keyframes_per_scene)
+    stage = VideoStage("keyframes", context, settings, models, lancedb)
+    with stage.guard():
+        chain = stage.video.lineage("scenes")
+        info = stage.video.load("video", VideoInfo, chain["video"])
+        detection = stage.video.load("scenes", SceneDetection, chain["scenes"])
+        frame_settings = settings.keyframe_settings(models.runtime.profile.keyframes_per_scene)
+        produced = stage.produce(
+            chain,
+            frame_settings.__dict__,
+            lambda out, final: extract_keyframes(info, detection, out, stage.artifacts.relative(final), frame_settings),
+            KeyframeSet,
         )
-        artifacts.save(video_id, "keyframes", frame_set)
     return dg.MaterializeResult(
-        metadata={
-            "keyframes": len(frame_set.frames),
-            "per_scene": frame_set.per_scene,
-            "folder": dg.MetadataValue.path(str(artifacts.path(video_id, "keyframes"))),
-            "seconds": timer.seconds,
-        }
+        metadata=stage.metadata(
+            produced,
+            keyframes=len(produced.value.frames),
+            per_scene=produced.value.per_scene,
+            folder=dg.MetadataValue.path(str(stage.video.result_dir("keyframes", produced.key))),
+        )
     )
 
 
 @dg.asset(**_per_video, deps=[video_metadata], kinds={"whisper"})
 def transcript(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """Speech segments with timestamps and language (faster-whisper + VAD); empty without audio."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    with user_errors_as_failures(), StageTimer() as timer:
-        info = artifacts.load(video_id, "video", VideoInfo)
-        result = models.runtime.speech().transcribe(info.path, has_audio=info.has_audio)
-        artifacts.save(video_id, "transcript", result)
+    stage = VideoStage("transcript", context, settings, models, lancedb)
+    with stage.guard():
+        video_key = stage.video.key_of("video")
+        info = stage.video.load("video", VideoInfo, video_key)
+        produced = stage.produce(
+            {"video": video_key},
+            models.runtime.stage_params("transcript"),
+            lambda _out, _final: models.runtime.speech().transcribe(info.path, has_audio=info.has_audio),
+            Transcript,
+        )
+    result = produced.value
     return dg.MaterializeResult(
-        metadata={
-            "segments": len(result.segments),
-            "language": result.language or "none",
-            "characters": len(result.text),
-            "model": result.model_id,
-            "audio_s": result.audio_seconds,
-            "seconds": timer.seconds,
-            "preview": dg.MetadataValue.text(result.text[:500]),
-        }
+        metadata=stage.metadata(
+            produced,
+            segments=len(result.segments),
+            language=result.language or "none",
+            characters=len(result.text),
+            model=result.model_id,
+            audio_s=result.audio_seconds,
+            preview=dg.MetadataValue.text(result.text[:500]),
+        )
     )
 
 
 @dg.asset(**_per_video, deps=[keyframes, transcript], kinds={"pytorch"})
 def captions(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """One caption per scene from its keyframes, with the scene's transcript stored beside it."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    with user_errors_as_failures(), StageTimer() as timer:
-        result = caption_scenes(
-            artifacts.load(video_id, "scenes", SceneDetection),
-            artifacts.load(video_id, "keyframes", KeyframeSet),
-            artifacts.load(video_id, "transcript", Transcript),
-            models.runtime.captioner(),
-            artifacts.base,
-            batch_size=models.caption_batch_size,
+    stage = VideoStage("captions", context, settings, models, lancedb)
+    video = stage.video
+    with stage.guard():
+        chain = video.lineage("keyframes")
+        speech_key = video.key_of("transcript")
+        if video.record("transcript", speech_key).inputs.get("video") != chain["video"]:
+            raise MissingArtifactError(
+                f"{stage.video_id}: keyframes and transcript come from different versions of the file; "
+                "materialize both (or the whole index_video job) again"
+            )
+        produced = stage.produce(
+            {"keyframes": chain["keyframes"], "scenes": chain["scenes"], "transcript": speech_key},
+            models.runtime.stage_params("captions"),
+            lambda _out, _final: caption_scenes(
+                video.load("scenes", SceneDetection, chain["scenes"]),
+                video.load("keyframes", KeyframeSet, chain["keyframes"]),
+                video.load("transcript", Transcript, speech_key),
+                models.runtime.captioner(),
+                stage.artifacts.base,
+                batch_size=models.caption_batch_size,
+            ),
+            SceneCaptions,
         )
-        artifacts.save(video_id, "captions", result)
+    result = produced.value
     sample = "\n".join(f"| {c.scene_index} | {c.caption} |" for c in result.scenes[:10])
     return dg.MaterializeResult(
-        metadata={
-            "captions": len(result.scenes),
-            "model": result.model_id,
-            "seconds": timer.seconds,
-            "sample": dg.MetadataValue.md(f"| scene | caption |\n|---|---|\n{sample}"),
-        }
+        metadata=stage.metadata(
+            produced,
+            captions=len(result.scenes),
+            model=result.model_id,
+            sample=dg.MetadataValue.md(f"| scene | caption |\n|---|---|\n{sample}"),
+        )
     )
 
 
 @dg.asset(**_per_video, deps=[captions], kinds={"numpy"})
 def scene_vectors(
-    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
     """Unit-norm text vectors of caption and transcript, and one vector per keyframe."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    runtime = models.runtime
-    with user_errors_as_failures(), StageTimer() as timer:
-        vectors = embed_scenes(
-            artifacts.load(video_id, "captions", SceneCaptions),
-            artifacts.load(video_id, "keyframes", KeyframeSet),
-            runtime.text_encoder(),
-            runtime.frame_encoder(),
-            artifacts.base,
+    stage = VideoStage("vectors", context, settings, models, lancedb)
+    video, runtime = stage.video, models.runtime
+    with stage.guard():
+        chain = video.lineage("captions")
+        produced = stage.produce(
+            {"captions": chain["captions"], "keyframes": chain["keyframes"]},
+            runtime.stage_params("vectors"),
+            lambda _out, _final: embed_scenes(
+                video.load("captions", SceneCaptions, chain["captions"]),
+                video.load("keyframes", KeyframeSet, chain["keyframes"]),
+                runtime.text_encoder(),
+                runtime.frame_encoder(),
+                stage.artifacts.base,
+            ),
+            SceneVectors,
         )
-        artifacts.save_arrays(video_id, "vectors", **vectors.to_arrays())
+    vectors = produced.value
     return dg.MaterializeResult(
-        metadata={
-            "scenes": int(vectors.caption.shape[0]),
-            "text_dim": int(vectors.caption.shape[1]),
-            "frame_vectors": int(vectors.frames.shape[0] * vectors.frames.shape[1]),
-            "frame_dim": int(vectors.frames.shape[2]),
-            "text_model": vectors.text_model,
-            "frame_model": vectors.frame_model,
-            "seconds": timer.seconds,
-        }
+        metadata=stage.metadata(
+            produced,
+            scenes=int(vectors.caption.shape[0]),
+            text_dim=int(vectors.caption.shape[1]),
+            frame_vectors=int(vectors.frames.shape[0] * vectors.frames.shape[1]),
+            frame_dim=int(vectors.frames.shape[2]),
+            text_model=vectors.text_model,
+            frame_model=vectors.frame_model,
+        )
     )
 
 
-@dg.asset(**_per_video, deps=[scene_vectors], kinds={"lancedb"}, pool="tving_lancedb_writer")
-def scene_index(
-    context: dg.AssetExecutionContext,
-    settings: TvingSettings,
-    models: ModelRuntimeResource,
-    lancedb: LanceDBResource,
+@dg.asset(**_per_video, deps=[scene_vectors], kinds={"pyarrow"})
+def scene_rows(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
-    """This video's rows in the LanceDB scene table, replaced in one commit."""
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    with user_errors_as_failures(), StageTimer() as timer:
-        info = artifacts.load(video_id, "video", VideoInfo)
-        detection = artifacts.load(video_id, "scenes", SceneDetection)
-        speech = artifacts.load(video_id, "transcript", Transcript)
-        scene_captions = artifacts.load(video_id, "captions", SceneCaptions)
-        vectors = SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors"))
-        stamp = model_stamp(models.profile_name, vectors, scene_captions, speech)
-        rows = build_scene_rows(
-            info, detection, artifacts.load(video_id, "keyframes", KeyframeSet), speech, scene_captions, vectors, stamp
+    """This video's rows for the scene table, built and checked here, committed by scene_index."""
+    stage = VideoStage("rows", context, settings, models, lancedb)
+    video = stage.video
+    with stage.guard():
+        chain = video.lineage("vectors")
+
+        def build(_out, _final) -> pa.Table:
+            info = video.load("video", VideoInfo, chain["video"])
+            speech = video.load("transcript", Transcript, chain["transcript"])
+            scene_captions = video.load("captions", SceneCaptions, chain["captions"])
+            vectors = video.load("vectors", SceneVectors, chain["vectors"])
+            stamp = model_stamp(models.profile_name, vectors, scene_captions, speech)
+            detection = video.load("scenes", SceneDetection, chain["scenes"])
+            frames = video.load("keyframes", KeyframeSet, chain["keyframes"])
+            return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp)
+
+        produced = stage.produce({"vectors": chain["vectors"]}, {"schema": SCHEMA_VERSION}, build, pa.Table)
+    return dg.MaterializeResult(
+        metadata=stage.metadata(
+            produced, rows=produced.value.num_rows, **{"dagster/row_count": produced.value.num_rows}
+        )
+    )
+
+
+@dg.asset(**_per_video, deps=[scene_rows], kinds={"lancedb"}, pool="tving_lancedb_writer")
+def scene_index(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
+) -> dg.MaterializeResult:
+    """This video's rows in the LanceDB scene table, replaced in one commit; then the results of
+    the version they replace (thumbnails included) are removed."""
+    stage = VideoStage("index", context, settings, models, lancedb)
+    video = stage.video
+    with stage.guard():
+        chain = video.lineage("rows")
+        stamp = model_stamp(
+            models.profile_name,
+            video.load("vectors", SceneVectors, chain["vectors"]),
+            video.load("captions", SceneCaptions, chain["captions"]),
+            video.load("transcript", Transcript, chain["transcript"]),
         )
         store = lancedb.store(settings, stamp)
-        written = store.replace_video(video_id, rows)
+        report = commit_video(
+            video, store, settings.catalog(), settings.paths.locks_dir, settings.video_lock_timeout_seconds
+        )
     return dg.MaterializeResult(
         metadata={
-            "rows": written,
+            "rows": report.rows,
+            "skipped": report.skipped,
+            "old_results_removed": report.pruned,
             "table": store.table_name,
             "uri": store.uri,
             "table_rows": store.count(),
-            "seconds": timer.seconds,
+            "dagster/row_count": report.rows,
+            "seconds": stage.timer.seconds,
         }
     )
 
 
 @dg.asset(group_name="search", deps=[scene_index], kinds={"lancedb"}, pool="tving_lancedb_writer")
 def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.MaterializeResult:
-    """Full-text index (and ANN indexes once a table is large) of every scene table; compaction."""
+    """Full-text index (and ANN indexes once a table is large) of every scene table; compaction;
+    and the garbage of crashed runs (unreferenced results, staging folders, orphan folders)."""
+    from tving_resources.lifecycle import collect_garbage
+    from tving_resources.store import refresh_all_indexes
+
     with user_errors_as_failures():
-        reports = refresh_all_indexes(lancedb.resolved_uri(settings))
+        uri = lancedb.resolved_uri(settings)
+        reports = refresh_all_indexes(uri)
+        garbage = collect_garbage(settings.all_artifacts(), settings.catalog(), uri, settings.paths.locks_dir)
     return dg.MaterializeResult(
         metadata={
             "tables": [r["table"] for r in reports],
             "rows": sum(r["rows"] for r in reports),
             "built": [f"{r['table']}.{c}" for r in reports for c in r["built"]],
             "seconds": round(sum(r["seconds"] for r in reports), 3),
+            "garbage_removed": garbage.removed,
+            "orphan_folders_removed": garbage.orphan_folders,
+            "video_folders_busy": garbage.busy,
         }
     )
 
 
-VIDEO_STAGES = (video_metadata, scenes, keyframes, transcript, captions, scene_vectors, scene_index)
+VIDEO_STAGES = (video_metadata, scenes, keyframes, transcript, captions, scene_vectors, scene_rows, scene_index)

@@ -1,11 +1,15 @@
-"""Blocking checks: a bad stage result stops the run before it reaches the index."""
+"""Checks. The blocking ones stop a video before bad data reaches the index: they run on a
+stage's result and before the commit (``scene_rows_complete`` gates ``scene_index``).
+``index_rows_match_scenes`` runs after the commit, so it only reports."""
 
 import dagster as dg
+import pyarrow as pa
 
 from tving_resources.pipeline import (
     SceneCaptions,
     SceneVectors,
     check_scene_coverage,
+    check_scene_rows,
     check_scene_vectors,
     model_stamp,
 )
@@ -14,7 +18,7 @@ from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
 from tving_resources.store import ModelStamp
 
-from .assets import captions, scene_index, scene_vectors, scenes
+from .assets import captions, scene_index, scene_rows, scene_vectors, scenes
 
 
 def _result(problems: list[str], **metadata) -> dg.AssetCheckResult:
@@ -25,12 +29,16 @@ def _result(problems: list[str], **metadata) -> dg.AssetCheckResult:
     )
 
 
+def _video(context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource):
+    return settings.artifacts(models.profile_name).video(context.partition_key)
+
+
 @dg.asset_check(asset=scenes, blocking=True)
 def scenes_cover_video(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
     """Scenes tile the video from 0 to its end (less any excluded end card): no gap, no overlap."""
-    detection = settings.artifacts(models.profile_name).load(context.partition_key, "scenes", SceneDetection)
+    detection = _video(context, settings, models).load("scenes", SceneDetection)
     return _result(check_scene_coverage(detection), scenes=len(detection.scenes))
 
 
@@ -38,7 +46,7 @@ def scenes_cover_video(
 def every_scene_has_caption(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
-    result = settings.artifacts(models.profile_name).load(context.partition_key, "captions", SceneCaptions)
+    result = _video(context, settings, models).load("captions", SceneCaptions)
     empty = [c.scene_index for c in result.scenes if not c.caption.strip()]
     return _result([f"scenes without caption: {empty[:10]}"] if empty else [], captions=len(result.scenes))
 
@@ -48,34 +56,58 @@ def vectors_are_finite_unit_norm(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
     """Finite, unit-norm vectors of the encoders' declared dimensions (zero = no transcript)."""
-    artifacts = settings.artifacts(models.profile_name)
-    video_id = context.partition_key
-    vectors = SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors"))
-    result = artifacts.load(video_id, "captions", SceneCaptions)
+    video = _video(context, settings, models)
+    chain = video.lineage("vectors")
+    vectors = video.load("vectors", SceneVectors, chain["vectors"])
+    result = video.load("captions", SceneCaptions, chain["captions"])
     stamp: ModelStamp = models.runtime.stamp()
     return _result(check_scene_vectors(vectors, result, stamp), text_dim=stamp.text_dim, frame_dim=stamp.frame_dim)
 
 
-@dg.asset_check(asset=scene_index, blocking=True)
+@dg.asset_check(asset=scene_rows, blocking=True)
+def scene_rows_complete(
+    context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
+) -> dg.AssetCheckResult:
+    """One row per scene, in order, every thumbnail on disk: checked before the commit."""
+    video = _video(context, settings, models)
+    chain = video.lineage("rows")
+    rows = video.load("rows", pa.Table, chain["rows"])
+    detection = video.load("scenes", SceneDetection, chain["scenes"])
+    base = settings.artifacts(models.profile_name).base
+    problems = check_scene_rows(rows, detection, base)
+    return _result(problems, expected=len(detection.scenes), rows=rows.num_rows)
+
+
+@dg.asset_check(asset=scene_index)
 def index_rows_match_scenes(
     context: dg.AssetCheckExecutionContext,
     settings: TvingSettings,
     models: ModelRuntimeResource,
     lancedb: LanceDBResource,
 ) -> dg.AssetCheckResult:
-    video_id = context.partition_key
-    artifacts = settings.artifacts(models.profile_name)
-    expected = len(artifacts.load(video_id, "scenes", SceneDetection).scenes)
+    """After the commit: the table holds as many rows for this video as its committed version has
+    scenes (another writer or a restore could change that)."""
+    video = _video(context, settings, models)
+    chain = video.committed()
+    if not chain:
+        return _result(["no committed version of this video"], expected=0, found=0)
+    expected = len(video.load("scenes", SceneDetection, chain["scenes"]).scenes)
     # the stamp of this video's own results: counting rows needs no model loaded
     stamp = model_stamp(
         models.profile_name,
-        SceneVectors.from_arrays(artifacts.load_arrays(video_id, "vectors")),
-        artifacts.load(video_id, "captions", SceneCaptions),
-        artifacts.load(video_id, "transcript", Transcript),
+        video.load("vectors", SceneVectors, chain["vectors"]),
+        video.load("captions", SceneCaptions, chain["captions"]),
+        video.load("transcript", Transcript, chain["transcript"]),
     )
-    found = lancedb.store(settings, stamp).count(video_id)
+    found = lancedb.store(settings, stamp).count(context.partition_key)
     problems = [] if found == expected else [f"the index holds {found} rows for {expected} scenes"]
     return _result(problems, expected=expected, found=found)
 
 
-VIDEO_CHECKS = (scenes_cover_video, every_scene_has_caption, vectors_are_finite_unit_norm, index_rows_match_scenes)
+VIDEO_CHECKS = (
+    scenes_cover_video,
+    every_scene_has_caption,
+    vectors_are_finite_unit_norm,
+    scene_rows_complete,
+    index_rows_match_scenes,
+)

@@ -7,7 +7,7 @@ from tving_resources.resources import LanceDBResource, ModelRuntimeResource, Tvi
 from .assets import VIDEO_STAGES, search_index
 from .checks import VIDEO_CHECKS
 from .finetune import captioner_lora_adapter
-from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job
+from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from .schedules import nightly_search_index_refresh
 from .sensors import videos_folder_sensor
 
@@ -24,14 +24,22 @@ def build_resources(
     }
 
 
-defs = dg.Definitions(
-    assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
-    asset_checks=list(VIDEO_CHECKS),
-    jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job],
-    sensors=[videos_folder_sensor],
-    schedules=[nightly_search_index_refresh],
-    resources=build_resources(),
-    # One process per run: the model-heavy steps share each loaded model (see DESIGN: the
-    # multiprocess executor would load every model again in every step).
-    executor=dg.in_process_executor,
-)
+def build_definitions(
+    resources: dict[str, dg.ConfigurableResource] | None = None, automation: bool = True
+) -> dg.Definitions:
+    """Everything of the code location, bound to ``resources`` (default: from the environment);
+    without the sensor and schedule when ``automation`` is False (the command line runs jobs)."""
+    return dg.Definitions(
+        assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
+        asset_checks=list(VIDEO_CHECKS),
+        jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
+        sensors=[videos_folder_sensor] if automation else [],
+        schedules=[nightly_search_index_refresh] if automation else [],
+        resources=resources or build_resources(),
+        # One process per run: the model-heavy steps share each loaded model (see DESIGN: the
+        # multiprocess executor would load every model again in every step).
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

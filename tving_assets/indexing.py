@@ -1,15 +1,17 @@
 """Index files from the command line through Dagster, in this process.
 
-Each video is registered as a partition, then its stages are materialized one run per stage
-(visible in the Dagster UI when DAGSTER_HOME is set) so the progress bar can follow stage by
-stage. All runs share this process, hence each model is loaded once for the whole call. A video
-that fails stops at its failing stage with its own message; the other videos go on.
+Each video is registered as a partition, then indexed by one run of the ``index_video`` job (all
+stages and checks, visible in the Dagster UI when DAGSTER_HOME is set); the progress bar follows
+the run's step events. All runs share this process, hence each model is loaded once for the
+whole call. A video that fails stops at its failing stage with its own message; the other videos
+go on.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +22,15 @@ from tving_resources.catalog import VideoCatalog
 from tving_resources.ids import is_video_file
 from tving_resources.resources import TvingSettings
 
-from .assets import VIDEO_STAGES, search_index
+from .assets import VIDEO_STAGES
 from .checks import VIDEO_CHECKS
+from .definitions import build_definitions
+from .jobs import index_video_job, refresh_search_indexes_job
 from .partitions import videos_partitions
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 STAGE_NAMES = tuple(a.key.to_user_string() for a in VIDEO_STAGES)
+_CHECK_ASSETS = {c.check_key.name: c.check_key.asset_key.to_user_string() for c in VIDEO_CHECKS}
 
 
 @dataclass
@@ -38,6 +43,9 @@ class VideoIndexResult:
     duration: float = 0.0  # seconds of video
     scenes: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    reused_stages: list[str] = field(default_factory=list)  # unchanged: stored results reused
+    seconds: float = 0.0  # the whole run
+    run_id: str | None = None
 
 
 def collect_video_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[VideoIndexResult]]:
@@ -71,6 +79,26 @@ def register_videos(files: Sequence[Path], catalog: VideoCatalog, instance: dg.D
     return ids
 
 
+class _StepProgress:
+    """Listens to one run's events: reports each stage as it starts and times it."""
+
+    def __init__(self, result: VideoIndexResult, on_stage: Callable[[VideoIndexResult, str, int], None] | None):
+        self.result, self.on_stage = result, on_stage
+        self.started: dict[str, float] = {}
+
+    def __call__(self, entry) -> None:
+        event = entry.dagster_event
+        step = entry.step_key
+        if event is None or step not in STAGE_NAMES:
+            return
+        if event.is_step_start:
+            self.started[step] = entry.timestamp
+            if self.on_stage:
+                self.on_stage(self.result, step, STAGE_NAMES.index(step))
+        elif (event.is_step_success or event.is_step_failure) and step in self.started:
+            self.result.stage_seconds[step] = round(entry.timestamp - self.started[step], 3)
+
+
 def index_videos(
     paths: Iterable[str | os.PathLike[str]],
     resources: dict[str, dg.ConfigurableResource],
@@ -78,63 +106,72 @@ def index_videos(
     refresh_search_index: bool = True,
     on_stage: Callable[[VideoIndexResult, str, int], None] | None = None,
 ) -> list[VideoIndexResult]:
-    """Register and index ``paths``.
+    """Register and index ``paths``, one ``index_video`` run per video.
 
-    ``on_stage(result, stage, i)`` is called before stage i, then once more with ``"done"`` or
-    ``"failed"`` as the stage.
+    ``on_stage(result, stage, i)`` is called when stage i starts, then once more with ``"done"``
+    or ``"failed"`` as the stage.
     """
     instance = instance or get_instance()
     settings: TvingSettings = resources["settings"]
     files, results = collect_video_files(paths)
     ids = register_videos(files, settings.catalog(), instance)
-    everything = [*VIDEO_STAGES, *VIDEO_CHECKS, search_index]
+    definitions = build_definitions(resources, automation=False)
+    job = definitions.resolve_job_def(index_video_job.name)
     for path, video_id in zip(files, ids, strict=True):
-        result = VideoIndexResult(str(path), video_id)
+        result = VideoIndexResult(str(path), video_id, run_id=str(uuid.uuid4()))
         results.append(result)
-        for i, stage in enumerate(VIDEO_STAGES):
-            name = STAGE_NAMES[i]
-            if on_stage:
-                on_stage(result, name, i)
-            started = time.perf_counter()
-            run = dg.materialize(
-                everything,
-                selection=[stage],
-                partition_key=video_id,
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-                run_config=_QUIET,
-                tags={"tving/source": "cli"},
-            )
-            result.stage_seconds[name] = round(time.perf_counter() - started, 3)
-            if not run.success:
-                result.failed_stage, result.error = name, _failure_message(run)
-                if on_stage:
-                    on_stage(result, "failed", i)
-                break
-        else:
+        instance.add_event_listener(result.run_id, _StepProgress(result, on_stage))
+        started = time.perf_counter()
+        run = job.execute_in_process(
+            partition_key=video_id,
+            instance=instance,
+            run_id=result.run_id,
+            raise_on_error=False,
+            run_config=_QUIET,
+            tags={"tving/source": "cli"},
+        )
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.reused_stages = _reused_stages(run)
+        if run.success:
             result.ok = True
-            if on_stage:
-                on_stage(result, "done", len(VIDEO_STAGES))
-        if result.ok:
             _fill_counts(result, settings.artifacts(resources["models"].profile_name))
+        else:
+            result.failed_stage, result.error = _failure(run)
+        if on_stage:
+            on_stage(result, "done" if result.ok else "failed", len(STAGE_NAMES))
     if refresh_search_index and any(r.ok for r in results):
-        dg.materialize(everything, selection=[search_index], instance=instance, resources=resources, run_config=_QUIET)
+        definitions.resolve_job_def(refresh_search_indexes_job.name).execute_in_process(
+            instance=instance, run_config=_QUIET, raise_on_error=False
+        )
     return results
 
 
-def _failure_message(run: dg.ExecuteInProcessResult) -> str:
+def _reused_stages(run: dg.ExecuteInProcessResult) -> list[str]:
+    reused = []
+    for event in run.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        skipped = materialization.metadata.get("skipped")
+        if skipped is not None and skipped.value:
+            reused.append(materialization.asset_key.to_user_string())
+    return reused
+
+
+def _failure(run: dg.ExecuteInProcessResult) -> tuple[str | None, str]:
+    """The failed stage (asset name) and a message for the user."""
     failed_checks = [e for e in run.get_asset_check_evaluations() if not e.passed]
     if failed_checks:
-        return "; ".join(f"check {e.check_name} failed: {e.description}" for e in failed_checks)
+        first = failed_checks[0]
+        message = "; ".join(f"check {e.check_name} failed: {e.description}" for e in failed_checks)
+        return first.asset_key.to_user_string(), message
     for event in run.get_step_failure_events():
+        stage = _CHECK_ASSETS.get(event.step_key, event.step_key)
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
-            return data.user_failure_data.description
+            return stage, data.user_failure_data.description
         if data.error:
             error = data.error.cause or data.error
-            return error.message.strip().splitlines()[-1]
-    return "the run failed (see the Dagster run log)"
+            return stage, error.message.strip().splitlines()[-1]
+    return None, "the run failed (see the Dagster run log)"
 
 
 def _fill_counts(result: VideoIndexResult, artifacts) -> None:
@@ -142,8 +179,10 @@ def _fill_counts(result: VideoIndexResult, artifacts) -> None:
     from tving_resources.scenes import SceneDetection
     from tving_resources.video import VideoInfo
 
+    video = artifacts.video(result.video_id)
+    chain = video.committed()
     try:
-        result.duration = artifacts.load(result.video_id, "video", VideoInfo).duration
-        result.scenes = len(artifacts.load(result.video_id, "scenes", SceneDetection).scenes)
+        result.duration = video.load("video", VideoInfo, chain.get("video")).duration
+        result.scenes = len(video.load("scenes", SceneDetection, chain.get("scenes")).scenes)
     except TvingError:
-        pass  # the video failed before these stages
+        pass

@@ -1,6 +1,11 @@
 import dagster as dg
+from pydantic import Field
+
+from tving_resources.lifecycle import remove_video
+from tving_resources.resources import LanceDBResource, TvingSettings
 
 from .assets import GROUP, search_index
+from .errors import user_errors_as_failures
 from .finetune import captioner_lora_adapter
 from .partitions import videos_partitions
 
@@ -9,8 +14,7 @@ from .partitions import videos_partitions
 index_video_job = dg.define_asset_job(
     "index_video",
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=videos_partitions,
-    description="Index one video file: metadata, scenes, keyframes, transcript, captions, vectors, rows.",
+    description="Index one video file: metadata, scenes, keyframes, transcript, captions, vectors, rows, commit.",
 )
 
 refresh_search_indexes_job = dg.define_asset_job(
@@ -22,3 +26,41 @@ finetune_captioner_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(captioner_lora_adapter),
     description="Train the captioner's LoRA adapter (full profile) from a JSONL dataset.",
 )
+
+
+class RemoveVideoConfig(dg.Config):
+    video_id: str = Field(description="the video to remove from the index")
+    only_if_missing: bool = Field(default=True, description="keep the video if its file is back")
+
+
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL))
+def remove_video_op(
+    context: dg.OpExecutionContext, config: RemoveVideoConfig, settings: TvingSettings, lancedb: LanceDBResource
+) -> dg.Output[None]:
+    """Delete a removed file's rows (every profile), results, catalog entry and partition.
+
+    Requested by the sensor once the file has been absent for `sensor_absent_ticks` ticks; runs
+    under the video's lock, so it never interleaves with a run indexing the same video.
+    """
+    with user_errors_as_failures():
+        report = remove_video(
+            config.video_id,
+            settings.catalog(),
+            lancedb.resolved_uri(settings),
+            settings.all_artifacts(),
+            settings.paths.locks_dir,
+            only_if_missing=config.only_if_missing,
+        )
+    if report.removed and context.instance.has_dynamic_partition(videos_partitions.name, config.video_id):
+        context.instance.delete_dynamic_partition(videos_partitions.name, config.video_id)
+    context.log.info(f"{config.video_id}: {report.reason}")
+    return dg.Output(None, metadata={"video_id": config.video_id, "removed": report.removed, "reason": report.reason})
+
+
+@dg.job(description="Remove one video from the index (its file is gone): rows, results, catalog entry, partition.")
+def remove_video_job():
+    remove_video_op()
+
+
+def remove_video_run_config(video_id: str, only_if_missing: bool = True) -> dict:
+    return {"ops": {"remove_video_op": {"config": {"video_id": video_id, "only_if_missing": only_if_missing}}}}

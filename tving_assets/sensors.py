@@ -1,63 +1,65 @@
-"""Watch the videos folder: register new files as partitions, re-index changed ones, forget
-removed ones. A tick only lists the folder and stats files (never reads them): it stays well
-inside Dagster's 60 s sensor budget. The catalog, not the cursor, remembers each file, so the
-cursor stays a few dozen bytes whatever the library size."""
+"""Watch the videos folder: request an index run for each new or changed file, a removal run
+for each file that has been gone for a few ticks. A tick only lists the folder and stats files
+(never reads them) and writes the catalog; every side effect that can fail (deleting rows and
+files) happens in a run, where it is logged, retried and visible in the UI.
+
+The cursor holds the tick number and two counters: a tick's requests are written to the catalog
+stamped with its number, and count as made only once Dagster stored the cursor of that tick
+(see tving_resources.catalog), so a tick that fails is made again by the next one."""
 
 import json
 
 import dagster as dg
 
-from tving_resources.catalog import scan_video_folder
-from tving_resources.resources import LanceDBResource, TvingSettings
+from tving_resources.folder_watch import plan_tick, scan_video_folder
+from tving_resources.lifecycle import display_name
+from tving_resources.resources import TvingSettings
 
-from .jobs import index_video_job
+from .jobs import index_video_job, remove_video_job, remove_video_run_config
 from .partitions import videos_partitions
 
 
-@dg.sensor(job=index_video_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-def videos_folder_sensor(
-    context: dg.SensorEvaluationContext, settings: TvingSettings, lancedb: LanceDBResource
-) -> dg.SensorResult | dg.SkipReason:
+@dg.sensor(
+    jobs=[index_video_job, remove_video_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSettings) -> dg.SensorResult:
+    watch = settings.watch_settings()
+    tick = (json.loads(context.cursor).get("tick", 0) if context.cursor else 0) + 1
     catalog = settings.catalog()
     folder = settings.paths.videos_dir
-    listing = scan_video_folder(folder, settle_seconds=settings.sensor_settle_seconds)
-    changes = catalog.changes_under(folder, listing)
-    if changes.empty:
-        return dg.SkipReason(f"no new, changed or removed videos in {folder}")
+    listing = scan_video_folder(folder, settle_seconds=watch.settle_seconds)
+    plan = plan_tick(listing, catalog.entries_under(folder), tick, watch)
+    catalog.apply_tick(plan)
 
-    budget = settings.sensor_max_runs_per_tick
-    to_index = [*changes.new, *changes.changed][:budget]  # the rest waits for the next tick
-    run_requests, added = [], []
-    for state in to_index:
-        entry = catalog.record(state)
-        if state in changes.new:
-            added.append(entry.video_id)
-        run_requests.append(
-            dg.RunRequest(
-                partition_key=entry.video_id,
-                # a run key is never reused: the file's size and mtime make each version unique
-                run_key=f"{entry.video_id}:{entry.version}",
-                tags={"tving/video": entry.name[:200]},
-            )
+    run_requests = [
+        dg.RunRequest(
+            job_name=index_video_job.name,
+            partition_key=r.video_id,
+            # never reused: the file's version and the tick make each request unique, and a tick
+            # made again after a failure asks for the same runs (Dagster skips the duplicates)
+            run_key=f"{r.video_id}:{r.version}:{tick}",
+            tags={"tving/video": display_name(r.path.rsplit("/", 1)[-1])[:200]},
         )
-    removed = [e.video_id for e in changes.removed]
-    for video_id in removed:
-        lancedb.delete_video(settings, video_id)
-        settings.remove_artifacts(video_id)
-    catalog.remove(removed)
-
-    partition_requests = []
-    if added:
-        partition_requests.append(videos_partitions.build_add_request(added))
-    if removed:
-        partition_requests.append(videos_partitions.build_delete_request(removed))
-    pending = len(changes.new) + len(changes.changed) - len(to_index)
-    context.log.info(
-        f"{len(changes.new)} new, {len(changes.changed)} changed, {len(removed)} removed; "
-        f"{len(run_requests)} runs requested, {pending} left for the next tick"
-    )
+        for r in plan.index
+    ]
+    run_requests += [
+        dg.RunRequest(
+            job_name=remove_video_job.name,
+            run_key=f"remove:{r.video_id}:{r.missing_since_tick}",
+            run_config=remove_video_run_config(r.video_id),
+            tags={"tving/video": display_name(r.path.rsplit("/", 1)[-1])[:200], "tving/action": "remove"},
+        )
+        for r in plan.remove
+    ]
+    # every requested video, not only new ones: a tick made again after a failure must add the
+    # partitions its first attempt may not have added (adding an existing partition is a no-op)
+    partitions = [r.video_id for r in plan.index]
+    summary = plan.summary()
+    context.log.info(summary)
+    cursor = json.dumps({"tick": tick, "files": plan.files, "pending": plan.pending})
     return dg.SensorResult(
         run_requests=run_requests,
-        dynamic_partitions_requests=partition_requests,
-        cursor=json.dumps({"files": len(listing), "pending": pending}),
+        dynamic_partitions_requests=[videos_partitions.build_add_request(partitions)] if partitions else [],
+        skip_reason=None if run_requests else summary,
+        cursor=cursor,
     )

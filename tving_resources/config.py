@@ -35,12 +35,20 @@ class Paths:
         return self.data_dir / "catalog.sqlite"
 
     @property
+    def locks_dir(self) -> Path:
+        """One lock file per video (see tving_resources.locks)."""
+        return self.data_dir / "locks"
+
+    @property
     def artifacts_dir(self) -> Path:
         """Per-video intermediate results (scenes, transcript, thumbnails...)."""
         return self.data_dir / "videos"
 
     def ensure(self) -> Paths:
-        for folder in (self.videos_dir, self.data_dir, self.artifacts_dir):
+        """Create the data folders; the watched folder only on first use of this home (never again:
+        a watched folder that vanished is an unmounted disk, and must stay visibly missing)."""
+        first_use = not self.data_dir.exists()
+        for folder in (self.videos_dir,) * first_use + (self.data_dir, self.artifacts_dir):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

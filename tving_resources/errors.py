@@ -24,6 +24,13 @@ class UnreadableVideoError(VideoError):
     """The file is empty, truncated, not a media container, or cannot be decoded."""
 
 
+class VideoMissingError(VideoError):
+    """The file is not where the catalog says (removed, renamed, or its disk is not mounted).
+
+    Unlike a broken file, this says nothing about the content: the index keeps its rows.
+    """
+
+
 class NoVideoStreamError(VideoError):
     """The file is a media file without a video stream (for example audio only)."""
 
@@ -32,8 +39,25 @@ class VideoNotRegisteredError(TvingError):
     """A video id is not in the catalog (it was never registered, or its file was removed)."""
 
 
+class VideoRemovedError(TvingError):
+    """The video was removed (its file is gone) while a run was indexing it; nothing was written."""
+
+
+class VideoBusyError(TvingError):
+    """Another process holds this video's lock (a run of the same video) for too long."""
+
+
 class MissingArtifactError(TvingError):
     """An upstream stage has not been materialized for this video yet."""
+
+
+class StageError(TvingError):
+    """A stage of one video failed; the message names the file, the stage and the cause."""
+
+    def __init__(self, file_name: str, stage: str, cause: str, broken_file: bool = False):
+        self.file_name, self.stage, self.cause = file_name, stage, cause
+        self.broken_file = broken_file  # the file is there but its content cannot be used
+        super().__init__(f"{file_name}: {stage} failed: {cause}")
 
 
 class ModelError(TvingError):
@@ -59,9 +83,13 @@ __all__ = [
     "ModelNotAvailableError",
     "NoVideoStreamError",
     "ProfileMismatchError",
+    "StageError",
     "StoreError",
     "TvingError",
     "UnreadableVideoError",
+    "VideoBusyError",
     "VideoError",
+    "VideoMissingError",
     "VideoNotRegisteredError",
+    "VideoRemovedError",
 ]

@@ -16,15 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .artifacts import ArtifactStore
 from .captioning import Captioner, SceneFrames
 from .embedding import FrameEncoder, TextEncoder
 from .scenes import SceneDetection, SceneSettings, detect_scenes
 from .speech import Transcript
 from .store import ModelStamp, scene_id, scene_schema
 from .video import FrameReader, VideoInfo, keyframe_times, load_rgb, save_jpeg
-
-KEYFRAMES_DIR = "keyframes"
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class KeyframeSettings:
 class Keyframe:
     scene_index: int
     timestamp: float
-    thumbnail: str  # relative to the artifacts base: "<profile>/<video_id>/keyframes/s0003_k1.jpg"
+    thumbnail: str  # relative to the artifacts base: "<profile>/<video_id>/keyframes/<key>/s0003_k1.jpg"
 
 
 @dataclass(frozen=True)
@@ -97,9 +94,11 @@ def segment_video(info: VideoInfo, settings: SceneSettings) -> SceneDetection:
 
 
 def extract_keyframes(
-    info: VideoInfo, detection: SceneDetection, artifacts: ArtifactStore, settings: KeyframeSettings
+    info: VideoInfo, detection: SceneDetection, out_dir: Path, thumbnail_prefix: str, settings: KeyframeSettings
 ) -> KeyframeSet:
-    """K frames per scene at segment midpoints, decoded in one sorted pass, saved as JPEGs."""
+    """K frames per scene at segment midpoints, decoded in one sorted pass, saved as JPEGs in
+    ``out_dir``; each thumbnail is recorded as ``thumbnail_prefix/<name>`` (where the folder will
+    be once published, relative to the artifacts base)."""
     times = [
         (scene.index, t)
         for scene in detection.scenes
@@ -107,15 +106,12 @@ def extract_keyframes(
     ]
     reader = FrameReader(info.path, (info.width, info.height), max_side=settings.max_side)
     images = reader.frames_at([t for _, t in times])
-    staging = artifacts.staging_dir(info.video_id, KEYFRAMES_DIR)
     frames, per_scene_count = [], {}
     for (scene_index, t), image in zip(times, images, strict=True):
         k = per_scene_count[scene_index] = per_scene_count.get(scene_index, -1) + 1
         name = f"s{scene_index:04d}_k{k}.jpg"
-        save_jpeg(image, staging / name, settings.max_side, settings.jpeg_quality)
-        thumbnail = artifacts.relative(artifacts.path(info.video_id, KEYFRAMES_DIR) / name)
-        frames.append(Keyframe(scene_index, round(t, 3), thumbnail))
-    artifacts.publish_dir(info.video_id, KEYFRAMES_DIR, staging)
+        save_jpeg(image, out_dir / name, settings.max_side, settings.jpeg_quality)
+        frames.append(Keyframe(scene_index, round(t, 3), f"{thumbnail_prefix}/{name}"))
     return KeyframeSet(settings.per_scene, tuple(frames))
 
 
@@ -298,4 +294,21 @@ def check_scene_coverage(detection: SceneDetection, tolerance: float = 1e-6) -> 
         problems.append("scene indexes are not 0..n-1 in order")
     if any(s.end <= s.start for s in scenes):
         problems.append("a scene has no duration")
+    return problems
+
+
+def check_scene_rows(rows: pa.Table, detection: SceneDetection, thumbnails_root: Path) -> list[str]:
+    """Problems that would put incomplete rows in the index (empty list: all good)."""
+    problems = []
+    expected = len(detection.scenes)
+    if rows.num_rows != expected:
+        problems.append(f"{rows.num_rows} rows for {expected} scenes")
+    indexes = rows.column("scene_index").to_pylist()
+    if indexes != list(range(len(indexes))):
+        problems.append("scene indexes are not 0..n-1 in order")
+    missing = [t for ts in rows.column("thumbnails").to_pylist() for t in ts if not (thumbnails_root / t).is_file()]
+    if missing:
+        problems.append(f"{len(missing)} thumbnails missing on disk (first: {missing[0]})")
+    if any(not c for c in rows.column("caption").to_pylist()):
+        problems.append("a row has an empty caption")
     return problems

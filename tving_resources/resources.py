@@ -3,6 +3,8 @@ Dagster. Resources are immutable configuration; models live in the process-wide 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
 import dagster as dg
@@ -11,6 +13,9 @@ from pydantic import Field
 from .artifacts import ArtifactStore
 from .catalog import VideoCatalog
 from .config import Paths, resolve_paths
+from .folder_watch import MASS_MISSING_MIN, WatchSettings
+from .ids import is_video_id
+from .locks import video_lock
 from .pipeline import KeyframeSettings
 from .runtime import ModelRuntime, RuntimeConfig
 from .scenes import SceneSettings
@@ -18,21 +23,38 @@ from .store import ModelStamp, SceneStore, delete_video_everywhere
 
 
 class TvingSettings(dg.ConfigurableResource):
-    """Folders and indexing settings. Empty folders fall back to TVING_* variables, then defaults."""
+    """Folders and indexing settings. Empty folders fall back to TVING_* variables, then defaults.
+
+    Defaults come from the library's own settings classes (declared once, there). A run of one
+    video holds that video's lock for the whole run (see :meth:`yield_for_execution`).
+    """
 
     home: str | None = Field(default=None, description="TVING_HOME; default ~/.tving")
     videos_dir: str | None = Field(default=None, description="watched folder; TVING_VIDEOS_DIR")
     data_dir: str | None = Field(default=None, description="artifacts, catalog, LanceDB; TVING_DATA_DIR")
-    scene_threshold: float = 27.0
-    min_scenes: int = 5
-    max_scenes: int = 40
-    min_scene_seconds: float = 1.0
-    max_scene_seconds: float = 30.0
-    exclude_last_seconds: float = 0.0
+    scene_threshold: float = SceneSettings.threshold
+    min_scenes: int = SceneSettings.min_scenes
+    max_scenes: int = SceneSettings.max_scenes
+    min_scene_seconds: float = SceneSettings.min_scene_seconds
+    max_scene_seconds: float = SceneSettings.max_scene_seconds
+    exclude_last_seconds: float = SceneSettings.exclude_last_seconds
     keyframes_per_scene: int | None = Field(default=None, description="default: the profile's (3 lite, 8 full)")
-    thumbnail_max_side: int = 512
-    sensor_settle_seconds: float = Field(default=5.0, description="ignore files modified more recently")
-    sensor_max_runs_per_tick: int = 25
+    thumbnail_max_side: int = KeyframeSettings.max_side
+    sensor_settle_seconds: float = Field(
+        default=WatchSettings.settle_seconds, description="files modified more recently are being copied: wait"
+    )
+    sensor_max_runs_per_tick: int = WatchSettings.max_runs_per_tick
+    sensor_absent_ticks: int = Field(
+        default=WatchSettings.absent_ticks, description="ticks a file must be absent before its video is removed"
+    )
+    sensor_max_removals_per_tick: int = WatchSettings.max_removals_per_tick
+    sensor_max_missing_fraction: float = Field(
+        default=WatchSettings.max_missing_fraction,
+        description=f"more missing at once (and at least {MASS_MISSING_MIN}) looks like an unmounted disk: no removal",
+    )
+    video_lock_timeout_seconds: float = Field(
+        default=3600.0, description="how long a run waits for another run of the same video"
+    )
 
     @cached_property
     def paths(self) -> Paths:
@@ -44,12 +66,22 @@ class TvingSettings(dg.ConfigurableResource):
     def artifacts(self, profile: str) -> ArtifactStore:
         return ArtifactStore(self.paths.artifacts_dir, profile)
 
-    def remove_artifacts(self, video_id: str) -> None:
-        """Every profile's results for a video (its file is gone)."""
+    def all_artifacts(self) -> list[ArtifactStore]:
+        """Every profile's results (a removed or broken file loses them all)."""
         from .profiles import PROFILES
 
-        for profile in PROFILES:
-            self.artifacts(profile).remove_video(video_id)
+        return [self.artifacts(profile) for profile in PROFILES]
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[TvingSettings]:
+        """Hold the video's lock for a whole run of one video partition (runs of a video never
+        overlap: a sensor run and `tving index`, or two versions of a file)."""
+        video_id = context.run.tags.get("dagster/partition") if context.run else None
+        if video_id and is_video_id(video_id):
+            with video_lock(self.paths.locks_dir, video_id, self.video_lock_timeout_seconds):
+                yield self
+        else:
+            yield self
 
     def scene_settings(self) -> SceneSettings:
         return SceneSettings(
@@ -63,6 +95,15 @@ class TvingSettings(dg.ConfigurableResource):
 
     def keyframe_settings(self, profile_default: int) -> KeyframeSettings:
         return KeyframeSettings(per_scene=self.keyframes_per_scene or profile_default, max_side=self.thumbnail_max_side)
+
+    def watch_settings(self) -> WatchSettings:
+        return WatchSettings(
+            settle_seconds=self.sensor_settle_seconds,
+            max_runs_per_tick=self.sensor_max_runs_per_tick,
+            absent_ticks=self.sensor_absent_ticks,
+            max_removals_per_tick=self.sensor_max_removals_per_tick,
+            max_missing_fraction=self.sensor_max_missing_fraction,
+        )
 
 
 class ModelRuntimeResource(dg.ConfigurableResource):

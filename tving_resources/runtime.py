@@ -102,6 +102,24 @@ class ModelRuntime:
             "output_translator": p.output_translation_model or "",
         }
 
+    def stage_params(self, stage: str) -> dict[str, Any]:
+        """The models and model settings that decide a stage's result (part of its stored key,
+        so a result is reused only with the same models)."""
+        p, c = self.profile, self.config
+        return {
+            "transcript": {
+                "model": p.speech_model,
+                "beam_size": c.speech_beam_size,
+                "batched": c.speech_batch_size > 1,
+            },
+            "captions": {
+                "model": p.caption_model,
+                "adapter": p.caption_adapter,
+                "max_new_tokens": c.caption_max_new_tokens,
+            },
+            "vectors": {"text_model": p.text_model, "frame_model": p.frame_model},
+        }.get(stage, {})
+
     # ------------------------------------------------------------------ models
     def _memo(self, role: str, build):
         """One wrapper per role and runtime (the models under them are cached process-wide)."""

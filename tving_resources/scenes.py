@@ -80,7 +80,12 @@ def detect_cuts(
     manager = SceneManager()
     manager.auto_downscale = True
     manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_len_frames))
-    manager.detect_scenes(video, end_time=end_time, show_progress=False)
+    try:
+        manager.detect_scenes(video, end_time=end_time, show_progress=False)
+    except Exception as exc:  # OpenCV and the detectors raise many types on undecodable frames
+        raise UnreadableVideoError(
+            f"{Path(path).name}: scene detection could not read the frames ({type(exc).__name__}: {exc})"
+        ) from exc
     return [cut.seconds for cut in manager.get_cut_list()]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, UnreadableVideoError
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,13 @@ def _looks_hallucinated(segment: Any) -> bool:
 
 def _decode_audio(path: str | Path, clip: tuple[float, float] | None):
     """16 kHz mono float32 samples, cut to ``clip`` if given (faster-whisper's own decoder)."""
+    import av
     from faster_whisper import decode_audio
 
-    samples = decode_audio(str(path), sampling_rate=16000)
+    try:
+        samples = decode_audio(str(path), sampling_rate=16000)
+    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+        raise UnreadableVideoError(f"{Path(path).name}: cannot decode the audio track ({exc})") from exc
     if clip is not None:
         start, end = (max(0, round(t * 16000)) for t in clip)
         samples = samples[start:end]

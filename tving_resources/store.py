@@ -194,7 +194,7 @@ class SceneStore:
         return self._db
 
     def table_names(self) -> list[str]:
-        return _table_names(self.db)
+        return list_table_names(self.db)
 
     def exists(self) -> bool:
         return self.table_name in self.table_names()
@@ -381,7 +381,7 @@ def inspect_tables(uri: str) -> list[TableStatus]:
     """What each profile's scene table holds, read without loading any model."""
     try:
         db = connect(uri)
-        names = [n for n in _table_names(db) if n.startswith("scenes_")]
+        names = [n for n in list_table_names(db) if n.startswith("scenes_")]
     except (OSError, ValueError, RuntimeError) as exc:
         raise StoreError(f"cannot open the LanceDB database at {uri}: {exc}") from exc
     statuses = []
@@ -409,7 +409,7 @@ def delete_video_everywhere(uri: str, video_id: str) -> int:
         raise ValueError(f"invalid video id {video_id!r}")
     db = connect(uri)
     touched = 0
-    for name in _table_names(db):
+    for name in list_table_names(db):
         if name.startswith("scenes_"):
             table = db.open_table(name)
             _retry_on_conflict(lambda t=table: t.delete(f"video_id = '{video_id}'"))
@@ -453,12 +453,12 @@ def refresh_all_indexes(uri: str, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> l
     db = connect(uri)
     return [
         refresh_table_indexes(db.open_table(name), ann_min_rows)
-        for name in _table_names(db)
+        for name in list_table_names(db)
         if name.startswith("scenes_")
     ]
 
 
-def _table_names(db) -> list[str]:
+def list_table_names(db) -> list[str]:
     names, token = [], None
     while True:
         page = db.list_tables(page_token=token)

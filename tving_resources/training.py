@@ -48,12 +48,14 @@ def _scene_example(reference: str, caption: str, artifacts: ArtifactStore | None
     video_id, _, index = reference.rpartition("#")
     if artifacts is None or not index.isdigit():
         raise ConfigError(f"scene reference {reference!r}: expected '<video id>#<scene index>' of an indexed video")
-    keyframes = artifacts.load(video_id, "keyframes", KeyframeSet).of_scene(int(index))
+    video = artifacts.video(video_id)
+    chain = video.committed() or video.head()  # the indexed version, else the latest results
+    keyframes = video.load("keyframes", KeyframeSet, chain.get("keyframes")).of_scene(int(index))
     if not keyframes:
         raise ConfigError(f"scene reference {reference!r}: no such scene")
     transcript = ""
-    if artifacts.exists(video_id, "captions.json"):
-        scenes = artifacts.load(video_id, "captions", SceneCaptions).scenes
+    if "captions" in chain:
+        scenes = video.load("captions", SceneCaptions, chain["captions"]).scenes
         transcript = next((s.transcript for s in scenes if s.scene_index == int(index)), "")
     images = tuple(load_rgb(artifacts.base / f.thumbnail) for f in keyframes)
     return TrainingExample(images, transcript, caption)

@@ -2,7 +2,9 @@
 
 Probing uses PyAV (FFmpeg) because it tells a damaged file from a good one with a precise error;
 frame decoding uses decord, which decodes a sorted batch of frame indices in one pass and scales
-frames while decoding (no full-size frames in memory).
+frames while decoding (no full-size frames in memory). Where decord cannot (tiny or 4:4:4 frames,
+damage in the middle of a file), frames are decoded with PyAV instead, skipping damaged packets
+as a media player does; only a file with no decodable frame at all is rejected.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import NoVideoStreamError, UnreadableVideoError
+from .errors import NoVideoStreamError, UnreadableVideoError, VideoMissingError
 
 # How far before the end the probe decodes, to catch files cut short after a valid header.
 _TAIL_CHECK_SECONDS = 2.0
@@ -52,21 +54,23 @@ def fingerprint_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def probe_video(path: str | Path, video_id: str, fingerprint: bool = True) -> VideoInfo:
+def probe_video(path: str | Path, video_id: str, fingerprint: bool | str = True) -> VideoInfo:
     """Read a video's properties and check that it decodes from start to end.
 
-    ``fingerprint`` hashes the whole file (the index records it); callers that only need to know
-    the file is a good video (video-to-text, uploads) skip it: it costs a read of every byte.
+    ``fingerprint=True`` hashes the whole file (the index records it), a string is a hash the
+    caller already made; callers that only need to know the file is a good video (video-to-text,
+    uploads) pass False: it costs a read of every byte.
 
     Raises:
-        UnreadableVideoError: missing, empty, not a media file, truncated or undecodable.
+        VideoMissingError: no file at ``path`` (removed, renamed, or its disk is not mounted).
+        UnreadableVideoError: empty, not a media file, truncated or undecodable.
         NoVideoStreamError: a media file without a video stream (audio only, for example).
     """
     import av  # PyAV ships with faster-whisper; imported here to keep module import cheap
 
     file = Path(path)
     if not file.is_file():
-        raise UnreadableVideoError(f"{file}: file not found")
+        raise VideoMissingError(f"{file}: file not found (removed, renamed, or its disk is not mounted)")
     stat = file.stat()
     if stat.st_size == 0:
         raise UnreadableVideoError(f"{file.name}: the file is empty (0 bytes)")
@@ -106,7 +110,7 @@ def probe_video(path: str | Path, video_id: str, fingerprint: bool = True) -> Vi
         audio_codec=audio_codec,
         size_bytes=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
-        fingerprint=fingerprint_file(file) if fingerprint else "",
+        fingerprint=fingerprint if isinstance(fingerprint, str) else fingerprint_file(file) if fingerprint else "",
     )
 
 
@@ -149,25 +153,29 @@ class FrameReader:
 
     ``size`` is the (width, height) of the source; with ``max_side`` the frames are scaled while
     decoding so that their long side is at most ``max_side``.
+
+    Raises:
+        UnreadableVideoError: no frame of the file can be decoded.
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], max_side: int | None = None, threads: int = 2):
         import decord  # native extension; imported on use
 
         self.path = str(path)
-        kwargs = {}
+        self.name = Path(self.path).name
+        self.out_size: tuple[int, int] | None = None
         if max_side and max(size) > max_side:
-            kwargs["width"], kwargs["height"] = scaled_size(*size, max_side)
+            self.out_size = scaled_size(*size, max_side)
+        self._reader = None
+        self._timestamps = np.zeros((0, 2))
         try:
-            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=threads, **kwargs)
-            self._timestamps = self._reader.get_frame_timestamp(np.arange(len(self._reader)))
-        except decord.DECORDError as exc:
-            raise UnreadableVideoError(f"{Path(self.path).name}: cannot decode frames ({exc})") from exc
-        if len(self._reader) == 0:
-            raise UnreadableVideoError(f"{Path(self.path).name}: the video has no frames")
-
-    def __len__(self) -> int:
-        return len(self._reader)
+            kwargs = dict(zip(("width", "height"), self.out_size, strict=True)) if self.out_size else {}
+            reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=threads, **kwargs)
+            if len(reader):
+                self._timestamps = reader.get_frame_timestamp(np.arange(len(reader)))
+                self._reader = reader
+        except decord.DECORDError:
+            self._reader = None  # decoded with PyAV instead (frames_at)
 
     def frame_index_at(self, seconds: float) -> int:
         """Index of the frame shown at ``seconds`` (the last frame starting at or before it)."""
@@ -176,6 +184,16 @@ class FrameReader:
 
     def frames_at(self, times: Sequence[float]) -> list[np.ndarray]:
         """RGB uint8 frames at ``times`` (any order, repeats allowed), decoded in sorted order."""
+        import decord
+
+        if self._reader is not None:
+            try:
+                return self._decord_frames(times)
+            except decord.DECORDError:
+                self._reader = None  # damaged data or a frame format decord cannot copy
+        return _pyav_frames_at(self.path, times, self.out_size)
+
+    def _decord_frames(self, times: Sequence[float]) -> list[np.ndarray]:
         indices = [self.frame_index_at(t) for t in times]
         unique = sorted(set(indices))
         decoded: dict[int, np.ndarray] = {}
@@ -184,6 +202,52 @@ class FrameReader:
             batch = self._reader.get_batch(chunk).asnumpy()
             decoded.update(zip(chunk, batch, strict=True))
         return [decoded[i] for i in indices]
+
+
+def _pyav_frames_at(path: str, times: Sequence[float], out_size: tuple[int, int] | None) -> list[np.ndarray]:
+    """The frame shown at each time, in one forward pass with PyAV; packets that fail to decode
+    are skipped (the previous good frame stands in, as in a player)."""
+    import av
+
+    wanted = sorted(set(times))
+    picked: dict[float, np.ndarray] = {}
+    last = None  # (pts seconds, frame)
+
+    def convert(frame) -> np.ndarray:
+        if out_size:
+            frame = frame.reformat(width=out_size[0], height=out_size[1])
+        return frame.to_ndarray(format="rgb24")
+
+    def settle(until: float | None) -> None:
+        nonlocal wanted
+        while wanted and last is not None and (until is None or until > wanted[0] + 1e-6):
+            image = convert(last)
+            while wanted and (until is None or until > wanted[0] + 1e-6):
+                picked[wanted.pop(0)] = image
+
+    name = Path(path).name
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                for frame in frames:
+                    if frame.time is None:
+                        continue
+                    settle(float(frame.time))
+                    last = frame
+                if not wanted:
+                    break
+            settle(None)
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise UnreadableVideoError(f"{name}: cannot decode frames ({exc})") from exc
+    if len(picked) < len(set(times)):
+        raise UnreadableVideoError(f"{name}: no frame of the video can be decoded")
+    return [picked[t] for t in times]
 
 
 def save_jpeg(frame: np.ndarray, path: Path, max_side: int, quality: int = 85) -> None:

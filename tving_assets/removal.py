@@ -1,0 +1,54 @@
+"""Remove videos from the command line through the same ``remove_video`` job the sensor uses,
+in this process (its runs show in the Dagster UI when DAGSTER_HOME is set)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from tving_resources.errors import TvingError, VideoNotRegisteredError
+from tving_resources.ids import is_video_id, video_id_for
+from tving_resources.lifecycle import RemovalReport
+
+from .definitions import build_definitions, build_resources
+from .indexing import _QUIET, get_instance
+from .jobs import remove_video_job, remove_video_run_config
+
+
+def remove_videos(
+    videos: Sequence[str],
+    missing: bool = False,
+    force: bool = False,
+    resources: dict[str, dg.ConfigurableResource] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> list[RemovalReport]:
+    """Remove ``videos`` (ids or file paths) and, with ``missing``, every video whose file is gone."""
+    resources = resources or build_resources()
+    catalog = resources["settings"].catalog()
+    ids = []
+    for video in videos:
+        video_id = video if is_video_id(video) else video_id_for(Path(video))
+        if catalog.find(video_id) is None:
+            raise VideoNotRegisteredError(f"{video}: not in the catalog (see `tving status`)")
+        ids.append(video_id)
+    if missing:
+        ids += [e.video_id for e in catalog.entries() if not Path(e.path).exists()]
+    job = build_definitions(resources, automation=False).resolve_job_def(remove_video_job.name)
+    instance = instance or get_instance()
+    reports = []
+    for video_id in dict.fromkeys(ids):
+        run = job.execute_in_process(
+            run_config={**_QUIET, **remove_video_run_config(video_id, only_if_missing=not force)},
+            instance=instance,
+            tags={"tving/source": "cli", "tving/action": "remove"},
+            raise_on_error=False,
+        )
+        if not run.success:
+            failure = run.get_step_failure_events()
+            raise TvingError(f"{video_id}: removal failed: {failure[0].message if failure else 'see the run log'}")
+        (output,) = [e for e in run.all_events if e.is_successful_output]
+        meta = output.step_output_data.metadata  # what the op did, as it reported it
+        reports.append(RemovalReport(video_id, bool(meta["removed"].value), str(meta["reason"].value)))
+    return reports

@@ -1,0 +1,85 @@
+"""What every per-video asset shares: its video's versioned results, and one way to fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+
+from tving_resources.artifacts import Produced, VideoArtifacts
+from tving_resources.errors import TvingError
+from tving_resources.lifecycle import record_failure
+from tving_resources.pipeline import StageTimer
+from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
+
+T = TypeVar("T")
+
+
+class VideoStage:
+    """One stage of one video partition inside a run."""
+
+    def __init__(
+        self,
+        stage: str,
+        context: dg.AssetExecutionContext,
+        settings: TvingSettings,
+        models: ModelRuntimeResource,
+        lancedb: LanceDBResource,
+    ):
+        self.stage = stage  # the folder of its results
+        self.asset = context.asset_key.to_user_string()  # what messages and the catalog name
+        self.context = context
+        self.settings = settings
+        self.models = models
+        self.lancedb = lancedb
+        self.video_id = context.partition_key
+        self.artifacts = settings.artifacts(models.profile_name)
+        self.video: VideoArtifacts = self.artifacts.video(self.video_id)
+        self.timer = StageTimer()
+
+    @contextmanager
+    def guard(self) -> Iterator[VideoStage]:
+        """Time the stage; turn any failure into one message naming the file, the stage and the
+        cause, recorded in the catalog (a broken file also loses its old rows)."""
+        try:
+            with self.timer:
+                yield self
+        except dg.Failure:
+            raise
+        except TvingError as exc:
+            error = self._record(exc)
+            raise dg.Failure(description=str(error), allow_retries=False) from exc
+        except Exception as exc:  # a bug or an unexpected library error: keep the traceback
+            self._record(exc)
+            raise
+
+    def _record(self, exc: BaseException):
+        return record_failure(
+            self.video_id,
+            self.asset,
+            exc,
+            self.settings.catalog(),
+            self.lancedb.resolved_uri(self.settings),
+            self.settings.all_artifacts(),
+            self.settings.paths.locks_dir,
+        )
+
+    def produce(
+        self,
+        inputs: dict[str, str],
+        params: dict[str, Any],
+        compute: Callable[[Path, Path], T],
+        cls: type[T],
+    ) -> Produced[T]:
+        return self.video.produce(self.stage, inputs, params, compute, cls, run_id=self.context.run.run_id)
+
+    def metadata(self, produced: Produced, **extra: Any) -> dict[str, Any]:
+        return {
+            **extra,
+            "result_key": produced.key,
+            "skipped": produced.reused,  # same input, settings and models as a stored result
+            "seconds": self.timer.seconds,
+        }
