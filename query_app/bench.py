@@ -79,6 +79,65 @@ def run_index_benchmark(paths: list[Path] | None = None) -> dict:
     return report
 
 
+def run_sensor_benchmark(files: int = 5000, ticks: int = 5, max_runs_per_tick: int = 25) -> dict:
+    """Sensor ticks over a watched folder of ``files`` video files (empty files: a tick never
+    reads them), evaluated as the daemon does: a flood (all new, capped requests per tick), then
+    the steady state of a library where every file is catalogued and nothing changed."""
+    import json
+    import logging
+
+    import dagster as dg
+
+    from tving_assets.definitions import build_definitions, build_resources
+    from tving_assets.sensors import videos_folder_sensor
+    from tving_resources.resources import TvingSettings
+
+    def evaluate(resources, definitions, instance, cursor):
+        started = time.perf_counter()
+        with dg.build_sensor_context(
+            cursor=cursor, resources=resources, definitions=definitions, instance=instance
+        ) as context:
+            result = videos_folder_sensor(context)
+        return time.perf_counter() - started, result
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # each tick logs its summary
+    with tempfile.TemporaryDirectory(prefix="tving-bench-sensor-") as home:
+        videos = Path(home) / "videos"
+        videos.mkdir()
+        for i in range(files):
+            (videos / f"clip {i:06d}.mp4").touch()
+            os.utime(videos / f"clip {i:06d}.mp4", ns=(10**18, 10**18))
+        instance = dg.DagsterInstance.ephemeral()
+        reports = {}
+        cursor = None
+        for phase, cap in (("flood", max_runs_per_tick), ("steady", max_runs_per_tick)):
+            if phase == "steady":  # catalogue everything in one uncapped tick first
+                resources = build_resources(settings=TvingSettings(home=home, sensor_max_runs_per_tick=files + 1))
+                _, result = evaluate(resources, build_definitions(resources), instance, cursor)
+                cursor = result.cursor
+            resources = build_resources(settings=TvingSettings(home=home, sensor_max_runs_per_tick=cap))
+            definitions = build_definitions(resources)
+            seconds, requests = [], []
+            for _ in range(ticks):
+                elapsed, result = evaluate(resources, definitions, instance, cursor)
+                cursor = result.cursor
+                seconds.append(elapsed)
+                requests.append(len(result.run_requests))
+            reports[phase] = {
+                "tick_median_s": round(statistics.median(seconds), 3),
+                "tick_max_s": round(max(seconds), 3),
+                "requests_per_tick": requests,
+                "cursor_bytes": len(cursor.encode()),
+            }
+    report = {"files": files, "ticks": ticks, **reports, "cursor": json.loads(cursor)}
+    report["summary"] = "\n".join(
+        f"{phase}: {files} files, tick median {r['tick_median_s']} s (max {r['tick_max_s']} s), "
+        f"requests per tick {r['requests_per_tick']}, cursor {r['cursor_bytes']} bytes"
+        for phase, r in reports.items()
+    )
+    return report
+
+
 class SyntheticText:
     """Words with a natural (Zipf) frequency: the English whole words of a BERT vocabulary
     (installed with the lite text model), taken in vocabulary order, which follows frequency.

@@ -428,6 +428,18 @@ def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("sensor")
+@click.option("--files", default=5000, show_default=True, help="Video files in the watched folder.")
+@click.option("--ticks", default=5, show_default=True, help="Ticks timed per phase.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_sensor(files: int, ticks: int, as_json: bool) -> None:
+    """Sensor tick time over a large watched folder: a flood of new files, then the steady state."""
+    from .bench import run_sensor_benchmark
+
+    report = run_sensor_benchmark(files=files, ticks=ticks)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("search")
 @click.option("--rows", default=100_000, show_default=True, help="Synthetic scene rows.")
 @click.option("--queries", default=200, show_default=True, help="Queries to time.")

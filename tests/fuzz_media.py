@@ -8,7 +8,6 @@ the others must fail alone with a message naming the file and the stage.
 from __future__ import annotations
 
 import random
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +37,15 @@ def _photo_clip(
 def make_fuzz_corpus(
     folder: Path, base_video: Path, speech_wav_text: str = "Hello from the fuzz test."
 ) -> list[FuzzCase]:
-    """At least 30 inputs; ``base_video`` is a real video with audio (moov at the end)."""
+    """At least 30 inputs; ``base_video`` is a real video with audio (moov at the end).
+
+    ``valid`` inputs must be indexed: unusual but decodable (tiny, odd or huge sizes, extreme frame
+    rates, one frame, rotated, damage a player skips over, odd names); the others must fail alone.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(7)
-    photo = photo_png("chelsea", folder)
+    (folder / "_sources").mkdir(exist_ok=True)
+    photo = photo_png("chelsea", folder / "_sources")
     cases: list[FuzzCase] = []
 
     def add(name: str, valid: bool, what: str) -> Path:
@@ -50,10 +54,9 @@ def make_fuzz_corpus(
         return path
 
     data = base_video.read_bytes()
-    faststart = folder / "_faststart_source.mp4"
+    faststart = folder / "_sources" / "faststart.mp4"
     _ffmpeg("-i", str(base_video), "-c", "copy", "-movflags", "+faststart", str(faststart))
     fast = faststart.read_bytes()
-    faststart.unlink()
     # truncated at several offsets, both moov layouts
     for fraction in (0.05, 0.3, 0.6, 0.9, 0.99):
         add(f"cut_{int(fraction * 100):02d}pct.mp4", False, f"truncated at {fraction:.0%}").write_bytes(
@@ -64,14 +67,15 @@ def make_fuzz_corpus(
             fast[: int(len(fast) * fraction)]
         )
     # damage in the middle of the media data (the header is intact)
+    # (a player shows the frames around the damage: so does the index)
     for label, source in (("moov_end", data), ("faststart", fast)):
         damaged = bytearray(source)
         middle = len(damaged) // 2
         damaged[middle : middle + 4096] = rng.randbytes(4096)
-        add(f"damaged_middle_{label}.mp4", False, "random bytes over 4 KB in the middle").write_bytes(bytes(damaged))
+        add(f"damaged_middle_{label}.mp4", True, "random bytes over 4 KB in the middle").write_bytes(bytes(damaged))
     zeroed = bytearray(fast)
     zeroed[len(zeroed) // 3 : len(zeroed) // 3 + 32768] = bytes(32768)
-    add("zeroed_third.mp4", False, "32 KB of zeros a third of the way in").write_bytes(bytes(zeroed))
+    add("zeroed_third.mp4", True, "32 KB of zeros a third of the way in").write_bytes(bytes(zeroed))
     # random bytes and empty files with video extensions
     for ext in (".mp4", ".mkv", ".webm", ".avi", ".mov"):
         add(f"random{ext}", False, "random bytes").write_bytes(rng.randbytes(50_000))
@@ -79,11 +83,10 @@ def make_fuzz_corpus(
     add("header_only.mp4", False, "only the first 64 bytes").write_bytes(data[:64])
     # other media named .mp4
     add("photo.mp4", False, "a PNG image named .mp4").write_bytes(photo.read_bytes())
-    jpeg = folder / "_photo.jpg"
+    jpeg = folder / "_sources" / "photo.jpg"
     _ffmpeg("-i", str(photo), str(jpeg))
     add("jpeg_photo.mkv", False, "a JPEG image named .mkv").write_bytes(jpeg.read_bytes())
-    jpeg.unlink()
-    wav = folder / "_speech.wav"
+    wav = folder / "_sources" / "speech.wav"
     run("espeak-ng", "-w", str(wav), speech_wav_text)
     add("speech.mp4", False, "a WAV file named .mp4").write_bytes(wav.read_bytes())
     _ffmpeg("-i", str(wav), "-c:a", "aac", str(add("audio_only.mp4", False, "an AAC audio-only MP4")))
@@ -108,12 +111,11 @@ def make_fuzz_corpus(
             "setpts='if(lt(N,30),N/30,1+(N-30)/5)/TB'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset",
             "ultrafast", str(vfr))  # fmt: skip
     rotated = add("rotated.mp4", True, "rotated 90° (display matrix)")
-    source = folder / "_rotate_source.mp4"
+    source = folder / "_sources" / "rotate.mp4"
     _photo_clip(photo, source, 2.0)
     _ffmpeg("-i", str(source), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))  # a display matrix
-    source.unlink()
     # names: very long, Hangul, spaces, quotes, newlines (valid videos: they must be indexed)
-    good = folder / "_good.mp4"
+    good = folder / "_sources" / "good.mp4"
     _photo_clip(photo, good, 2.0)
     names = {
         ("장면 " * 30).strip()[:70] + " 아주 긴 이름.mp4": "a very long Hangul name",
@@ -124,6 +126,4 @@ def make_fuzz_corpus(
     }
     for name, what in names.items():
         add(name, True, what).write_bytes(good.read_bytes())
-    good.unlink()
-    subprocess.run(["sync"], check=False)
     return cases

@@ -223,10 +223,11 @@ def test_unreadable_subfolder_deletes_nothing_under_it(tmp_path):
         lib.index(lib.tick())
         os.chmod(lib.paths.videos_dir / "locked", 0)
         ticks = [lib.tick() for _ in range(4)]
+        entries = VideoCatalog(lib.paths.catalog_path).entries()
         print(json.dumps({{
             "requests": [len(t.run_requests) for t in ticks],
             "skip": [t.skip_reason.skip_message if t.skip_reason else None for t in ticks],
-            "rows": {{Path(e.path).name: lib.rows_of(e.video_id) for e in VideoCatalog(lib.paths.catalog_path).entries()}},
+            "rows": {{Path(e.path).name: lib.rows_of(e.video_id) for e in entries}},
         }}))
         """
     )

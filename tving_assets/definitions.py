@@ -1,5 +1,7 @@
 """The code location: ``dagster dev`` in the repository root loads it through workspace.yaml."""
 
+import warnings
+
 import dagster as dg
 
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
@@ -10,6 +12,11 @@ from .finetune import captioner_lora_adapter
 from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from .schedules import nightly_search_index_refresh
 from .sensors import videos_folder_sensor
+
+
+# Dagster's own notice, raised inside Dagster whenever a sensor is bound to resources (we pass no
+# owners): nothing for a user of this project to act on.
+warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `SensorDefinition.__init__`")
 
 
 def build_resources(

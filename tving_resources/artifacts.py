@@ -225,8 +225,7 @@ class VideoArtifacts:
                         continue
                     _remove(result)
                     removed += 1
-                    if removed == 1:
-                        failpoint("commit:cleanup")
+                    failpoint("commit:cleanup")  # an old version half removed
             else:  # staging folders, and results of the layout before versions
                 if entry not in protected:
                     _remove(entry)
