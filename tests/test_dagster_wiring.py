@@ -128,6 +128,8 @@ def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
     assert not result.ok and result.failed_stage == "scenes"
     assert "scenes_cover_video failed" in result.error and "gap of 1.000 s" in result.error
     assert "keyframes" not in result.stage_seconds
+    entry = VideoCatalog(resolve_paths(home=tmp_path / "home").catalog_path).get(result.video_id)
+    assert entry.state == "failed" and entry.failed_stage == "scenes" and "gap of 1.000 s" in entry.error
 
 
 def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, cuts_clip):

@@ -5,6 +5,7 @@ stage's result and before the commit (``scene_rows_complete`` gates ``scene_inde
 import dagster as dg
 import pyarrow as pa
 
+from tving_resources.lifecycle import display_name
 from tving_resources.pipeline import (
     SceneCaptions,
     SceneVectors,
@@ -29,6 +30,21 @@ def _result(problems: list[str], **metadata) -> dg.AssetCheckResult:
     )
 
 
+def _blocking(
+    context: dg.AssetCheckExecutionContext, settings: TvingSettings, problems: list[str], **metadata
+) -> dg.AssetCheckResult:
+    """A blocking check's result; a failure is recorded in the catalog like a stage's."""
+    result = _result(problems, **metadata)
+    if problems:
+        catalog = settings.catalog()
+        entry = catalog.find(context.partition_key)
+        if entry is not None:
+            asset = context.check_specs[0].asset_key.to_user_string()
+            name = display_name(entry.name)
+            catalog.mark_failed(entry.video_id, asset, f"{name}: {asset} failed: check: {result.description}")
+    return result
+
+
 def _video(context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource):
     return settings.artifacts(models.profile_name).video(context.partition_key)
 
@@ -39,7 +55,7 @@ def scenes_cover_video(
 ) -> dg.AssetCheckResult:
     """Scenes tile the video from 0 to its end (less any excluded end card): no gap, no overlap."""
     detection = _video(context, settings, models).load("scenes", SceneDetection)
-    return _result(check_scene_coverage(detection), scenes=len(detection.scenes))
+    return _blocking(context, settings, check_scene_coverage(detection), scenes=len(detection.scenes))
 
 
 @dg.asset_check(asset=captions, blocking=True)
@@ -48,7 +64,8 @@ def every_scene_has_caption(
 ) -> dg.AssetCheckResult:
     result = _video(context, settings, models).load("captions", SceneCaptions)
     empty = [c.scene_index for c in result.scenes if not c.caption.strip()]
-    return _result([f"scenes without caption: {empty[:10]}"] if empty else [], captions=len(result.scenes))
+    problems = [f"scenes without caption: {empty[:10]}"] if empty else []
+    return _blocking(context, settings, problems, captions=len(result.scenes))
 
 
 @dg.asset_check(asset=scene_vectors, blocking=True)
@@ -61,7 +78,8 @@ def vectors_are_finite_unit_norm(
     vectors = video.load("vectors", SceneVectors, chain["vectors"])
     result = video.load("captions", SceneCaptions, chain["captions"])
     stamp: ModelStamp = models.runtime.stamp()
-    return _result(check_scene_vectors(vectors, result, stamp), text_dim=stamp.text_dim, frame_dim=stamp.frame_dim)
+    problems = check_scene_vectors(vectors, result, stamp)
+    return _blocking(context, settings, problems, text_dim=stamp.text_dim, frame_dim=stamp.frame_dim)
 
 
 @dg.asset_check(asset=scene_rows, blocking=True)
@@ -75,7 +93,7 @@ def scene_rows_complete(
     detection = video.load("scenes", SceneDetection, chain["scenes"])
     base = settings.artifacts(models.profile_name).base
     problems = check_scene_rows(rows, detection, base)
-    return _result(problems, expected=len(detection.scenes), rows=rows.num_rows)
+    return _blocking(context, settings, problems, expected=len(detection.scenes), rows=rows.num_rows)
 
 
 @dg.asset_check(asset=scene_index)

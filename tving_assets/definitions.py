@@ -13,7 +13,6 @@ from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexe
 from .schedules import nightly_search_index_refresh
 from .sensors import videos_folder_sensor
 
-
 # Dagster's own notice, raised inside Dagster whenever a sensor is bound to resources (we pass no
 # owners): nothing for a user of this project to act on.
 warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `SensorDefinition.__init__`")

@@ -50,6 +50,7 @@ def remove_video_op(
             settings.all_artifacts(),
             settings.paths.locks_dir,
             only_if_missing=config.only_if_missing,
+            lock_timeout=settings.video_lock_timeout_seconds,
         )
     if report.removed and context.instance.has_dynamic_partition(videos_partitions.name, config.video_id):
         context.instance.delete_dynamic_partition(videos_partitions.name, config.video_id)

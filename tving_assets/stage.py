@@ -65,6 +65,7 @@ class VideoStage:
             self.lancedb.resolved_uri(self.settings),
             self.settings.all_artifacts(),
             self.settings.paths.locks_dir,
+            self.settings.video_lock_timeout_seconds,
         )
 
     def produce(

@@ -89,6 +89,7 @@ def record_failure(
     lancedb_uri: str,
     stores: Sequence[ArtifactStore],
     locks_dir: Path,
+    lock_timeout: float | None = 3600.0,
 ) -> StageError:
     """Record a stage's failure in the catalog. A file whose content is broken also loses its rows
     and results (they describe content that is gone); a missing file keeps them (an unmounted disk
@@ -99,7 +100,7 @@ def record_failure(
         return error  # removed meanwhile: nothing to record
     catalog.mark_failed(video_id, stage, str(error))
     if error.broken_file:
-        with video_lock(locks_dir, video_id, timeout=None):
+        with video_lock(locks_dir, video_id, lock_timeout):
             delete_video_everywhere(lancedb_uri, video_id)
             for store in stores:
                 store.remove_video(video_id)
@@ -121,13 +122,14 @@ def remove_video(
     stores: Sequence[ArtifactStore],
     locks_dir: Path,
     only_if_missing: bool = True,
+    lock_timeout: float | None = 3600.0,
 ) -> RemovalReport:
     """Delete a video's rows (every profile's table), results and catalog entry, in that order.
 
     With ``only_if_missing`` nothing happens when the file is back at its path. Running it again
     after a crash finishes the job; running it for a video already gone changes nothing.
     """
-    with video_lock(locks_dir, video_id, timeout=None):
+    with video_lock(locks_dir, video_id, lock_timeout):
         entry = catalog.find(video_id)
         if entry is not None and only_if_missing and Path(entry.path).exists():
             return RemovalReport(video_id, False, f"{entry.path} is there again: kept")
