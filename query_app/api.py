@@ -353,7 +353,7 @@ def create_app(
 def failed_videos(paths: Paths) -> list:
     from tving_resources.catalog import VideoCatalog
 
-    return VideoCatalog(paths.catalog_path).failures() if paths.catalog_path.exists() else []
+    return VideoCatalog(paths.catalog_url).failures() if paths.catalog_exists() else []
 
 
 def thumbnail_url(relative: str) -> str:

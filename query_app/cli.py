@@ -239,6 +239,25 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+# ---------------------------------------------------------------------------- ui
+@main.command()
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """The Dagster UI and daemon (`dagster dev`) on the instance `tving index` records its runs in."""
+    import subprocess
+
+    from tving_assets.instance import dagster_home
+    from tving_resources.config import resolve_paths
+
+    paths = resolve_paths().ensure()
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home(paths.home)), "TVING_HOME": str(paths.home)}
+    click.echo(f"Dagster UI on http://{host}:{port}/ (instance {env['DAGSTER_HOME']}); Ctrl-C stops it")
+    dagster = Path(sys.executable).parent / "dagster"
+    command = [str(dagster), "dev", "-m", "tving_assets.definitions", "-h", host, "-p", str(port)]
+    sys.exit(subprocess.call(command, env=env))
+
+
 # -------------------------------------------------------------------------- status
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -253,7 +272,7 @@ def status(as_json: bool) -> None:
         tables = inspect_tables(paths.lancedb_uri)
     except TvingError as exc:
         _fail(str(exc))
-    catalog = VideoCatalog(paths.catalog_path) if paths.catalog_path.exists() else None
+    catalog = VideoCatalog(paths.catalog_url) if paths.catalog_exists() else None
     states = catalog.state_counts() if catalog else {}
     failures = catalog.failures() if catalog else []
     payload = {

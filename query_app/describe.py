@@ -54,8 +54,8 @@ class VideoDescriber:
 
     def resolve(self, video: str) -> tuple[str | None, Path]:
         """An indexed video id (looked up in the catalog) or a path to any video file."""
-        if is_video_id(video) and self.paths.catalog_path.exists():
-            entry = VideoCatalog(self.paths.catalog_path).find(video)
+        if is_video_id(video) and self.paths.catalog_exists():
+            entry = VideoCatalog(self.paths.catalog_url).find(video)
             if entry is not None:
                 return entry.video_id, Path(entry.path)
         path = Path(video).expanduser()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: system packages (ffmpeg, espeak-ng, chromium for the browser test),
+# Set up a fresh machine: system packages (ffmpeg, espeak-ng; for the tests chromium, PostgreSQL, Redis),
 # the virtual environment .venv and every Python dependency, pinned, in one pip command.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
@@ -9,8 +9,12 @@ apt_packages=()
 command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
 command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
 [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || apt_packages+=(libgl1)
-if [ "${TVING_WITH_BROWSER:-0}" = 1 ]; then
+if [ "${TVING_FOR_TESTS:-0}" = 1 ]; then
+  # the browser test, and the servers of the cluster and daemon tests (started by the tests on
+  # loopback and stopped by them; never left running as services)
   command -v chromium >/dev/null || apt_packages+=(chromium)
+  command -v redis-server >/dev/null || apt_packages+=(redis-server)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "==> installing system packages: ${apt_packages[*]}"

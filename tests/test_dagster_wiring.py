@@ -56,7 +56,7 @@ def test_code_location_load_stays_light():
 
 
 def _sensor_result(home, cursor=None, **settings):
-    resources = make_resources(home, sensor_settle_seconds=0, **settings)
+    resources = make_resources(home, sensor_settle_seconds=0, sensor_batch_size=1, **settings)
     with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs) as context:
         return videos_folder_sensor(context)
 

@@ -32,7 +32,8 @@ class Library:
         self.home = home
         self.paths = resolve_paths(home=home)
         self.paths.videos_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = {"sensor_settle_seconds": 5, **settings}
+        # one run per video: these tests look at requests video by video (batches: see below)
+        self.settings = {"sensor_settle_seconds": 5, "sensor_batch_size": 1, **settings}
         self.resources = make_resources(home, **self.settings)
         self.instance = dg.DagsterInstance.ephemeral()
         self.cursor: str | None = None
@@ -243,6 +244,18 @@ def test_unreadable_subfolder_deletes_nothing_under_it(tmp_path):
     assert report["requests"] == [0, 0, 0, 0]
     assert all("could not be read" in s and "locked" in s for s in report["skip"])
     assert report["rows"] == {"a.mp4": 3, "b.mp4": 3, "c.mp4": 3}
+
+
+def test_videos_are_requested_in_batches(tmp_path):
+    library = Library(tmp_path / "home", sensor_batch_size=8)
+    for i in range(20):
+        library.add(f"v{i:02d}.mp4")
+    result = library.tick()
+    assert [r.job_name for r in result.run_requests] == ["index_batch_job"] * 3
+    batches = [r.run_config["ops"]["index_batch_op"]["config"]["video_ids"] for r in result.run_requests]
+    assert [len(b) for b in batches] == [8, 8, 4] and len({v for b in batches for v in b}) == 20
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(v for b in batches for v in b)
+    assert not library.tick().run_requests
 
 
 def test_five_thousand_files_in_one_folder(tmp_path):

@@ -36,12 +36,17 @@ from .partitions import videos_partitions
 from .stage import VideoStage
 
 GROUP = "video_indexing"
+# On the cluster deployment each step goes to a Celery queue: `gpu` for the model-heavy steps (also
+# a Dagster pool: one at a time per GPU), `cpu` for the rest. The tags mean nothing locally.
+QUEUE_TAG = "dagster-celery/queue"
+GPU_STEP = {"pool": "gpu", "op_tags": {QUEUE_TAG: "gpu"}}
+CPU_STEP = {"op_tags": {QUEUE_TAG: "cpu"}}
 _per_video = {"partitions_def": videos_partitions, "group_name": GROUP}
 # Bump when a stage's code changes what it produces: stored results of the old code are not reused.
 PROBE_VERSION = 2
 
 
-@dg.asset(**_per_video, kinds={"ffmpeg"})
+@dg.asset(**_per_video, **CPU_STEP, kinds={"ffmpeg"})
 def video_metadata(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -75,7 +80,7 @@ def video_metadata(
     )
 
 
-@dg.asset(**_per_video, deps=[video_metadata], kinds={"pyscenedetect"})
+@dg.asset(**_per_video, **CPU_STEP, deps=[video_metadata], kinds={"pyscenedetect"})
 def scenes(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -103,7 +108,7 @@ def scenes(
     )
 
 
-@dg.asset(**_per_video, deps=[scenes], kinds={"decord"})
+@dg.asset(**_per_video, **CPU_STEP, deps=[scenes], kinds={"decord"})
 def keyframes(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -130,7 +135,7 @@ def keyframes(
     )
 
 
-@dg.asset(**_per_video, deps=[video_metadata], kinds={"whisper"})
+@dg.asset(**_per_video, **GPU_STEP, deps=[video_metadata], kinds={"whisper"})
 def transcript(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -159,7 +164,7 @@ def transcript(
     )
 
 
-@dg.asset(**_per_video, deps=[keyframes, transcript], kinds={"pytorch"})
+@dg.asset(**_per_video, **GPU_STEP, deps=[keyframes, transcript], kinds={"pytorch"})
 def captions(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -199,7 +204,7 @@ def captions(
     )
 
 
-@dg.asset(**_per_video, deps=[captions], kinds={"numpy"})
+@dg.asset(**_per_video, **GPU_STEP, deps=[captions], kinds={"numpy"})
 def scene_vectors(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -234,7 +239,7 @@ def scene_vectors(
     )
 
 
-@dg.asset(**_per_video, deps=[scene_vectors], kinds={"pyarrow"})
+@dg.asset(**_per_video, **CPU_STEP, deps=[scene_vectors], kinds={"pyarrow"})
 def scene_rows(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -262,7 +267,7 @@ def scene_rows(
     )
 
 
-@dg.asset(**_per_video, deps=[scene_rows], kinds={"lancedb"}, pool="tving_lancedb_writer")
+@dg.asset(**_per_video, **CPU_STEP, deps=[scene_rows], kinds={"lancedb"}, pool="tving_lancedb_writer")
 def scene_index(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -296,7 +301,7 @@ def scene_index(
     )
 
 
-@dg.asset(group_name="search", deps=[scene_index], kinds={"lancedb"}, pool="tving_lancedb_writer")
+@dg.asset(group_name="search", **CPU_STEP, deps=[scene_index], kinds={"lancedb"}, pool="tving_lancedb_writer")
 def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.MaterializeResult:
     """Full-text index (and ANN indexes once a table is large) of every scene table; compaction;
     and the garbage of crashed runs (unreferenced results, staging folders, orphan folders)."""

@@ -19,7 +19,9 @@ from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
 from tving_resources.store import ModelStamp
 
-from .assets import captions, scene_index, scene_rows, scene_vectors, scenes
+from .assets import QUEUE_TAG, captions, scene_index, scene_rows, scene_vectors, scenes
+
+_CPU = {QUEUE_TAG: "cpu"}
 
 
 def _result(problems: list[str], **metadata) -> dg.AssetCheckResult:
@@ -49,7 +51,7 @@ def _video(context: dg.AssetCheckExecutionContext, settings: TvingSettings, mode
     return settings.artifacts(models.profile_name).video(context.partition_key)
 
 
-@dg.asset_check(asset=scenes, blocking=True)
+@dg.asset_check(asset=scenes, blocking=True, op_tags=_CPU)
 def scenes_cover_video(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
@@ -58,7 +60,7 @@ def scenes_cover_video(
     return _blocking(context, settings, check_scene_coverage(detection), scenes=len(detection.scenes))
 
 
-@dg.asset_check(asset=captions, blocking=True)
+@dg.asset_check(asset=captions, blocking=True, op_tags=_CPU)
 def every_scene_has_caption(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
@@ -68,7 +70,7 @@ def every_scene_has_caption(
     return _blocking(context, settings, problems, captions=len(result.scenes))
 
 
-@dg.asset_check(asset=scene_vectors, blocking=True)
+@dg.asset_check(asset=scene_vectors, blocking=True, op_tags={QUEUE_TAG: "gpu"})  # loads the encoders
 def vectors_are_finite_unit_norm(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
@@ -82,7 +84,7 @@ def vectors_are_finite_unit_norm(
     return _blocking(context, settings, problems, text_dim=stamp.text_dim, frame_dim=stamp.frame_dim)
 
 
-@dg.asset_check(asset=scene_rows, blocking=True)
+@dg.asset_check(asset=scene_rows, blocking=True, op_tags=_CPU)
 def scene_rows_complete(
     context: dg.AssetCheckExecutionContext, settings: TvingSettings, models: ModelRuntimeResource
 ) -> dg.AssetCheckResult:
@@ -96,7 +98,7 @@ def scene_rows_complete(
     return _blocking(context, settings, problems, expected=len(detection.scenes), rows=rows.num_rows)
 
 
-@dg.asset_check(asset=scene_index)
+@dg.asset_check(asset=scene_index, op_tags=_CPU)
 def index_rows_match_scenes(
     context: dg.AssetCheckExecutionContext,
     settings: TvingSettings,

@@ -4,9 +4,11 @@ import warnings
 
 import dagster as dg
 
+from tving_resources.config import deployment
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 
 from .assets import VIDEO_STAGES, search_index
+from .batch import index_batch_job
 from .checks import VIDEO_CHECKS
 from .finetune import captioner_lora_adapter
 from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
@@ -38,14 +40,24 @@ def build_definitions(
     return dg.Definitions(
         assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
         asset_checks=list(VIDEO_CHECKS),
-        jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
+        jobs=[index_video_job, index_batch_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],
         resources=resources or build_resources(),
-        # One process per run: the model-heavy steps share each loaded model (see DESIGN: the
-        # multiprocess executor would load every model again in every step).
-        executor=dg.in_process_executor,
+        executor=executor(),
     )
+
+
+def executor() -> dg.ExecutorDefinition:
+    """Locally one process per run, so the steps of a run share each loaded model (the
+    multiprocess executor would load every model again in every step). On the cluster
+    deployment Dagster's Celery executor: each step goes to a worker that keeps its models."""
+    if deployment() == "cluster":
+        from dagster_celery import celery_executor
+
+        broker = {"env": "TVING_CELERY_BROKER"}
+        return celery_executor.configured({"broker": broker, "backend": broker}, name="celery")
+    return dg.in_process_executor
 
 
 defs = build_definitions()

@@ -25,6 +25,7 @@ from tving_resources.resources import TvingSettings
 from .assets import VIDEO_STAGES
 from .checks import VIDEO_CHECKS
 from .definitions import build_definitions
+from .instance import get_instance, process_tags
 from .jobs import index_video_job, refresh_search_indexes_job
 from .partitions import videos_partitions
 
@@ -65,11 +66,6 @@ def collect_video_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[P
     return unique, missing
 
 
-def get_instance() -> dg.DagsterInstance:
-    """The instance of DAGSTER_HOME when set (runs show in `dagster dev`), else an ephemeral one."""
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-
-
 def register_videos(files: Sequence[Path], catalog: VideoCatalog, instance: dg.DagsterInstance) -> list[str]:
     ids = [catalog.register(f).video_id for f in files]
     known = set(instance.get_dynamic_partitions(videos_partitions.name))
@@ -106,19 +102,37 @@ def index_videos(
     refresh_search_index: bool = True,
     on_stage: Callable[[VideoIndexResult, str, int], None] | None = None,
 ) -> list[VideoIndexResult]:
-    """Register and index ``paths``, one ``index_video`` run per video.
+    """Register and index ``paths``, one ``index_video`` run per video, in this process.
 
     ``on_stage(result, stage, i)`` is called when stage i starts, then once more with ``"done"``
-    or ``"failed"`` as the stage.
+    or ``"failed"`` as the stage. ``instance``: default, the home's (see tving_assets.instance).
     """
-    instance = instance or get_instance()
     settings: TvingSettings = resources["settings"]
+    instance = instance or get_instance(settings.paths.home)
     files, results = collect_video_files(paths)
     ids = register_videos(files, settings.catalog(), instance)
-    definitions = build_definitions(resources, automation=False)
-    job = definitions.resolve_job_def(index_video_job.name)
-    for path, video_id in zip(files, ids, strict=True):
-        result = VideoIndexResult(str(path), video_id, run_id=str(uuid.uuid4()))
+    results += run_index_jobs(list(zip(map(str, files), ids, strict=True)), resources, instance, on_stage)
+    if refresh_search_index and any(r.ok for r in results):
+        build_definitions(resources, automation=False).resolve_job_def(
+            refresh_search_indexes_job.name
+        ).execute_in_process(instance=instance, run_config=_QUIET, raise_on_error=False, tags=process_tags())
+    return results
+
+
+def run_index_jobs(
+    videos: Sequence[tuple[str, str]],
+    resources: dict[str, dg.ConfigurableResource],
+    instance: dg.DagsterInstance,
+    on_stage: Callable[[VideoIndexResult, str, int], None] | None = None,
+    tags: dict[str, str] | None = None,
+) -> list[VideoIndexResult]:
+    """One ``index_video`` run per registered ``(path, video_id)``, in this process and one after
+    the other, so each model loads once for all of them; a video that fails stops alone."""
+    settings: TvingSettings = resources["settings"]
+    job = build_definitions(resources, automation=False).resolve_job_def(index_video_job.name)
+    results = []
+    for path, video_id in videos:
+        result = VideoIndexResult(path, video_id, run_id=str(uuid.uuid4()))
         results.append(result)
         instance.add_event_listener(result.run_id, _StepProgress(result, on_stage))
         started = time.perf_counter()
@@ -128,7 +142,7 @@ def index_videos(
             run_id=result.run_id,
             raise_on_error=False,
             run_config=_QUIET,
-            tags={"tving/source": "cli"},
+            tags={"tving/source": "cli", **process_tags(), **(tags or {})},
         )
         result.seconds = round(time.perf_counter() - started, 3)
         result.reused_stages = _reused_stages(run)
@@ -139,10 +153,6 @@ def index_videos(
             result.failed_stage, result.error = _failure(run)
         if on_stage:
             on_stage(result, "done" if result.ok else "failed", len(STAGE_NAMES))
-    if refresh_search_index and any(r.ok for r in results):
-        definitions.resolve_job_def(refresh_search_indexes_job.name).execute_in_process(
-            instance=instance, run_config=_QUIET, raise_on_error=False
-        )
     return results
 
 

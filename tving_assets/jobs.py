@@ -33,7 +33,10 @@ class RemoveVideoConfig(dg.Config):
     only_if_missing: bool = Field(default=True, description="keep the video if its file is back")
 
 
-@dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL))
+@dg.op(
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
+    tags={"dagster-celery/queue": "cpu"},
+)
 def remove_video_op(
     context: dg.OpExecutionContext, config: RemoveVideoConfig, settings: TvingSettings, lancedb: LanceDBResource
 ) -> dg.Output[None]:

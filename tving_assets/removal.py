@@ -13,7 +13,8 @@ from tving_resources.ids import is_video_id, video_id_for
 from tving_resources.lifecycle import RemovalReport
 
 from .definitions import build_definitions, build_resources
-from .indexing import _QUIET, get_instance
+from .indexing import _QUIET
+from .instance import get_instance, process_tags
 from .jobs import remove_video_job, remove_video_run_config
 
 
@@ -36,13 +37,13 @@ def remove_videos(
     if missing:
         ids += [e.video_id for e in catalog.entries() if not Path(e.path).exists()]
     job = build_definitions(resources, automation=False).resolve_job_def(remove_video_job.name)
-    instance = instance or get_instance()
+    instance = instance or get_instance(resources["settings"].paths.home)
     reports = []
     for video_id in dict.fromkeys(ids):
         run = job.execute_in_process(
             run_config={**_QUIET, **remove_video_run_config(video_id, only_if_missing=not force)},
             instance=instance,
-            tags={"tving/source": "cli", "tving/action": "remove"},
+            tags={"tving/source": "cli", "tving/action": "remove", **process_tags()},
             raise_on_error=False,
         )
         if not run.success:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ import dagster as dg
 from tving_resources.artifacts import Produced, VideoArtifacts
 from tving_resources.errors import TvingError
 from tving_resources.lifecycle import record_failure
+from tving_resources.models import MODEL_CACHE
 from tving_resources.pipeline import StageTimer
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 
@@ -83,4 +86,7 @@ class VideoStage:
             "result_key": produced.key,
             "skipped": produced.reused,  # same input, settings and models as a stored result
             "seconds": self.timer.seconds,
+            # models loaded so far by the process that ran this step (a warm worker: 1 each)
+            "model_loads": dg.MetadataValue.json(MODEL_CACHE.load_counts()),
+            "process": f"{socket.gethostname()}:{os.getpid()}",
         }

@@ -9,6 +9,9 @@ Nothing here imports Dagster: the query app and the CLI resolve the same paths a
 | data_dir     | ``TVING_DATA_DIR``   | ``<home>/data``         |
 | lancedb_uri  | ``TVING_LANCEDB_URI``| ``<data_dir>/lancedb``  |
 | models_dir   | ``TVING_MODELS_DIR`` | ``<home>/models``       |
+| catalog_url  | ``TVING_CATALOG_URL``| ``<data_dir>/catalog.sqlite`` (SQLite) |
+
+``TVING_DEPLOYMENT`` (``local`` or ``cluster``) says how runs execute (see tving_assets/deploy).
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from pathlib import Path
 from .errors import ConfigError
 
 SCENE_TABLE = "scenes"
+DEPLOYMENTS = ("local", "cluster")
+
+
+def deployment() -> str:
+    """``local`` (default: one machine, in-process runs) or ``cluster`` (Celery workers)."""
+    value = os.environ.get("TVING_DEPLOYMENT", "local").strip().lower() or "local"
+    if value not in DEPLOYMENTS:
+        raise ConfigError(f"TVING_DEPLOYMENT={value!r}: choose one of {', '.join(DEPLOYMENTS)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,17 @@ class Paths:
     data_dir: Path
     lancedb_uri: str
     models_dir: Path
+    catalog_url: str
 
     @property
     def catalog_path(self) -> Path:
+        """The SQLite catalog file (when catalog_url is not another database)."""
         return self.data_dir / "catalog.sqlite"
+
+    def catalog_exists(self) -> bool:
+        if "://" in self.catalog_url and not self.catalog_url.startswith("sqlite"):
+            return True  # a database server: the catalog creates its table on first use
+        return Path(self.catalog_url.removeprefix("sqlite:///")).exists()
 
     @property
     def locks_dir(self) -> Path:
@@ -79,10 +98,12 @@ def resolve_paths(
     videos_path = Path(_pick(videos_dir, "TVING_VIDEOS_DIR") or home_path / "videos").expanduser()
     uri = _pick(lancedb_uri, "TVING_LANCEDB_URI") or str(data_path / "lancedb")
     models_path = Path(_pick(models_dir, "TVING_MODELS_DIR") or home_path / "models").expanduser()
+    catalog = _pick(None, "TVING_CATALOG_URL") or str(data_path / "catalog.sqlite")
     return Paths(
         home=home_path,
         videos_dir=videos_path.resolve(),
         data_dir=data_path,
         lancedb_uri=uri,
         models_dir=models_path.resolve(),
+        catalog_url=catalog,
     )

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from .artifacts import ArtifactStore
 from .catalog import VideoCatalog
-from .config import Paths, resolve_paths
+from .config import Paths, deployment, resolve_paths
 from .folder_watch import MASS_MISSING_MIN, WatchSettings
 from .ids import is_video_id
 from .locks import video_lock
@@ -43,7 +43,14 @@ class TvingSettings(dg.ConfigurableResource):
     sensor_settle_seconds: float = Field(
         default=WatchSettings.settle_seconds, description="files modified more recently are being copied: wait"
     )
-    sensor_max_runs_per_tick: int = WatchSettings.max_runs_per_tick
+    sensor_max_runs_per_tick: int = Field(
+        default=WatchSettings.max_runs_per_tick, description="videos requested per tick (the rest wait)"
+    )
+    sensor_batch_size: int | None = Field(
+        default=None,
+        description=f"videos per run: each model loads once per run (default {WatchSettings.batch_size}; "
+        "1 on the cluster deployment, whose workers keep models loaded)",
+    )
     sensor_absent_ticks: int = Field(
         default=WatchSettings.absent_ticks, description="ticks a file must be absent before its video is removed"
     )
@@ -61,7 +68,7 @@ class TvingSettings(dg.ConfigurableResource):
         return resolve_paths(self.home, self.videos_dir, self.data_dir).ensure()
 
     def catalog(self) -> VideoCatalog:
-        return VideoCatalog(self.paths.catalog_path)
+        return VideoCatalog(self.paths.catalog_url)
 
     def artifacts(self, profile: str) -> ArtifactStore:
         return ArtifactStore(self.paths.artifacts_dir, profile)
@@ -103,6 +110,7 @@ class TvingSettings(dg.ConfigurableResource):
             absent_ticks=self.sensor_absent_ticks,
             max_removals_per_tick=self.sensor_max_removals_per_tick,
             max_missing_fraction=self.sensor_max_missing_fraction,
+            batch_size=self.sensor_batch_size or (1 if deployment() == "cluster" else WatchSettings.batch_size),
         )
 
 

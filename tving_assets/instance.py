@@ -1,0 +1,95 @@
+"""The Dagster instance the command line uses: the one the UI shows.
+
+Without DAGSTER_HOME, `tving` uses `<TVING_HOME>/dagster/`, created on first use with the
+`local` deployment's dagster.yaml (SQLite storage, run and pool limits): `tving index` records its
+runs there and `tving ui` opens the UI on the same instance, so nothing indexed from a shell
+looks "never materialized" in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import dagster as dg
+
+DEPLOY_DIR = Path(__file__).parent / "deploy"
+_HOST_TAG, _PID_TAG = "tving/host", "tving/pid"
+
+
+def dagster_home(tving_home: Path) -> Path:
+    """DAGSTER_HOME when set, else ``<tving_home>/dagster`` (made with the local dagster.yaml)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
+    home = tving_home / "dagster"
+    if not (home / "dagster.yaml").is_file():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEPLOY_DIR / "local" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def get_instance(tving_home: Path) -> dg.DagsterInstance:
+    from dagster._core.instance.ref import InstanceRef  # no public constructor from a folder
+
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home(tving_home))))
+    ensure_pool_limits(instance)
+    reap_dead_cli_runs(instance)
+    return instance
+
+
+def ensure_pool_limits(instance: dg.DagsterInstance) -> None:
+    """Give the pools their limits before any run needs them: `gpu` one step per GPU (1 without
+    one), `tving_lancedb_writer` one. Dagster sets a pool's default limit lazily when a run first
+    uses it, and two runs doing so at once fail on a unique key (seen with PostgreSQL storage).
+    A limit set by hand (`dagster instance concurrency set`) is kept."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    known = storage.get_concurrency_keys()
+    for pool, limit in (("gpu", max(1, _cuda_devices())), ("tving_lancedb_writer", 1)):
+        if pool not in known:
+            storage.set_concurrency_slots(pool, limit)
+
+
+def _cuda_devices() -> int:
+    from tving_resources.profiles import has_cuda_gpu
+
+    if not has_cuda_gpu():
+        return 0
+    import ctranslate2
+
+    return ctranslate2.get_cuda_device_count()
+
+
+def process_tags() -> dict[str, str]:
+    """Tags of a run executed in this process, so a later call can tell it died (killed)."""
+    return {_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid())}
+
+
+def reap_dead_cli_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs this host's command line started in a process that no longer exists
+    (SIGKILL, OOM killer) and free the pool slots they held: no daemon watches such runs."""
+    host = socket.gethostname()
+    records = instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={_HOST_TAG: host}), limit=200
+    )
+    reaped = []
+    for run in records:
+        pid = int(run.tags.get(_PID_TAG, "0"))
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone: killed or crashed")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
