@@ -258,6 +258,51 @@ def ui(port: int, host: str) -> None:
     sys.exit(subprocess.call(command, env=env))
 
 
+# ------------------------------------------------------------------------ cluster
+@main.group()
+def cluster() -> None:
+    """The cluster deployment on this machine, for trying it (PostgreSQL, Redis, webserver, daemon,
+    a `gpu` and a `cpu` Celery worker). Real hosts: README, "Scaling out"."""
+
+
+@cluster.command("start")
+@click.option("--dir", "folder", default=".tving-cluster", show_default=True, type=click.Path(file_okay=False))
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster webserver port.")
+def cluster_start(folder: str, port: int) -> None:
+    """Start everything; prints the environment to use it (also in <dir>/cluster.env)."""
+    from tving_resources.local_cluster import LocalCluster
+
+    try:
+        env = LocalCluster(Path(folder).resolve()).start(webserver_port=port)
+    except (TvingError, TimeoutError, OSError) as exc:
+        _fail(f"{exc} (logs: {Path(folder) / 'logs'})")
+    click.echo(f"cluster running: Dagster UI on http://127.0.0.1:{port}/, videos folder {env['TVING_HOME']}/videos")
+    click.echo(f"use it from a shell:  set -a; . {Path(folder).resolve() / 'cluster.env'}; set +a")
+
+
+@cluster.command("stop")
+@click.option("--dir", "folder", default=".tving-cluster", show_default=True, type=click.Path(file_okay=False))
+@click.option("--purge", is_flag=True, help="Also delete the databases' files.")
+def cluster_stop(folder: str, purge: bool) -> None:
+    """Stop every process `tving cluster start` started there."""
+    from tving_resources.local_cluster import LocalCluster
+
+    stopped = LocalCluster(Path(folder).resolve()).stop(purge=purge)
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@cluster.command("status")
+@click.option("--dir", "folder", default=".tving-cluster", show_default=True, type=click.Path(file_okay=False))
+def cluster_status(folder: str) -> None:
+    from tving_resources.local_cluster import LocalCluster
+
+    status = LocalCluster(Path(folder).resolve()).status()
+    for name, alive in status.items():
+        click.echo(f"  {name:<12} {'running' if alive else 'STOPPED'}")
+    if not status:
+        click.echo("not running")
+
+
 # -------------------------------------------------------------------------- status
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")

@@ -150,6 +150,7 @@ class _EncodedBatch:
     text_jobs: list[Future]  # full-text searches, already running
     n: int  # candidates per signal
     timings: dict[str, float]
+    store: SceneStore  # the table version every read of the batch uses
 
 
 class SceneSearch:
@@ -240,13 +241,16 @@ class SceneSearch:
         translated = self._translate([r.query for r in requests])
         texts = [t for t, _ in translated]
         n = max(self.candidates, 4 * max(r.k for r in requests))
-        text_jobs = [self._pool.submit(self.store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
+        store = self.store.snapshot()  # every read of this batch sees one version of the table
+        text_jobs = [self._pool.submit(store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
         text_encoder, frame_encoder = self.runtime.text_encoder(), self.runtime.frame_encoder()
         qvecs = text_encoder.encode_queries(texts)
         # lite frame vectors live in the text encoder's space: the query vector serves both
         fvecs = qvecs if frame_encoder.queries_in_text_space else frame_encoder.encode_queries(texts)
         timings = {"batch_size": len(requests), "encode": _ms(clock)}
-        return _EncodedBatch(list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings)
+        return _EncodedBatch(
+            list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings, store
+        )
 
     def _answer(self, batch: _EncodedBatch) -> list[SearchResponse]:
         """Second half: nearest neighbours (one batched query per filter and column), scores
@@ -259,7 +263,9 @@ class SceneSearch:
         # Two small reads instead of one big one: the scoring columns of every candidate, then
         # what a result shows (and its frame vectors) for the chosen few only.
         score_columns = SCORE_COLUMNS + (["frame_vectors"] if self.weights.frame > 0 else [])
-        rows, position = self._take_rows({row_id for request_hits in hits for row_id, _ in request_hits}, score_columns)
+        rows, position = self._take_rows(
+            batch.store, {row_id for request_hits in hits for row_id, _ in request_hits}, score_columns
+        )
         # every candidate against every query of the batch, in two matrix products
         caption_sims = _matrix(rows.column("caption_vector")) @ batch.qvecs.T
         transcript_sims = _matrix(rows.column("transcript_vector")) @ batch.qvecs.T
@@ -269,7 +275,7 @@ class SceneSearch:
             for i, request in enumerate(batch.requests)
         ]
         picked = {row_id for picks in ranked for row_id, _, _ in picks}
-        shown, shown_position = self._take_rows(picked, SHOW_COLUMNS)
+        shown, shown_position = self._take_rows(batch.store, picked, SHOW_COLUMNS)
         shown_rows = shown.select(DISPLAY_COLUMNS).to_pylist()
         frames = shown.column("frame_vectors").combine_chunks()
         timings["rank"] = _ms(clock)
@@ -279,9 +285,7 @@ class SceneSearch:
         for i, request in enumerate(batch.requests):
             results = []
             for row_id, score, signals in ranked[i]:
-                j = shown_position.get(row_id)
-                if j is None:  # only if the table was compacted meanwhile
-                    continue
+                j = shown_position[row_id]  # same table version as the candidates: always there
                 frame_score, frame = _best_frame(frames[j].values, batch.fvecs[i])
                 signals = {**signals, "frame": frame_score}
                 results.append(self._result(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i]))
@@ -294,7 +298,7 @@ class SceneSearch:
 
     def _candidates(self, batch: _EncodedBatch) -> list[list]:
         """Per request: (row id, bm25 or None) of its candidate scenes, from the three signals."""
-        store = self.store
+        store = batch.store
         groups: dict[str | None, list[int]] = {}
         for i, request in enumerate(batch.requests):
             groups.setdefault(request.where, []).append(i)
@@ -315,8 +319,9 @@ class SceneSearch:
             hits[i].extend(zip(table.column("_rowid").to_pylist(), table.column("bm25").to_pylist(), strict=True))
         return hits
 
-    def _take_rows(self, row_ids: set[int], columns: list[str]) -> tuple[pa.Table, dict[int, int]]:
-        table = self.store.take_rows(sorted(row_ids), columns)
+    @staticmethod
+    def _take_rows(store: SceneStore, row_ids: set[int], columns: list[str]) -> tuple[pa.Table, dict[int, int]]:
+        table = store.take_rows(sorted(row_ids), columns)
         position = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
         return table, position
 

@@ -13,6 +13,7 @@ schema metadata records the models that wrote it; a reader or writer with other 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ FTS_COLUMN = "search_text"
 SCALAR_COLUMNS = ("scene_id", "video_id")
 # Below this many rows an exact (flat) vector search is fast enough and an ANN index not worth it.
 DEFAULT_ANN_MIN_ROWS = 5_000
-_COMMIT_RETRIES = 6
+_COMMIT_RETRIES = 8
+_MAINTENANCE_RETRIES = 20  # compaction rewrites many rows: any concurrent write preempts it
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,17 @@ class SceneStore:
                 raise StoreError(f"no scene table {self.table_name!r} at {self.uri}{hint}")
         return self._table
 
+    def snapshot(self) -> SceneStore:
+        """The table as it is now, for reads that must agree with each other (a search's candidate
+        row ids and the rows they point to): writes, deletes and compactions committed meanwhile
+        change nothing it returns. Row ids are only valid within one version of the table."""
+        self.table()  # checks the model stamp
+        pinned = self.db.open_table(self.table_name)
+        pinned.checkout(pinned.version)
+        snap = SceneStore(self.uri, self.stamp, self.table_name)
+        snap._db, snap._table = self._db, pinned
+        return snap
+
     def _create(self):
         from lancedb.index import FTS
 
@@ -334,11 +347,9 @@ class SceneStore:
         return table.select(["query_index", "_rowid"]).append_column("similarity", similarity)
 
     def take_rows(self, row_ids: Sequence[int], columns: Sequence[str]) -> pa.Table:
-        """Rows by LanceDB row id (from a search of the same table version), with ``_rowid``.
-
-        Row ids change when the table is compacted: rows compacted away between a search and
-        this call are simply missing from the answer.
-        """
+        """Rows by LanceDB row id, with ``_rowid``. The ids must come from a search of the same
+        table version: use a :meth:`snapshot` for both (after a replace or a compaction, ids of
+        another version silently match fewer rows or other rows)."""
         if not row_ids:
             return pa.table({c: pa.array([], self.table().schema.field(c).type) for c in columns}).append_column(
                 "_rowid", pa.array([], pa.uint64())
@@ -426,19 +437,25 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
     existing = {tuple(i.columns) for i in table.list_indices()}
     rows = table.count_rows()
     built = []
+    # Every step may lose a commit race to a concurrent writer (a video replaced meanwhile):
+    # it is then redone on the new version, as LanceDB asks ("retryable commit conflict").
+    retry = {"attempts": _MAINTENANCE_RETRIES}
     if (FTS_COLUMN,) not in existing:
-        table.create_index(FTS_COLUMN, config=FTS(), replace=True)
+        _retry_on_conflict(lambda: table.create_index(FTS_COLUMN, config=FTS(), replace=True), **retry)
         built.append(FTS_COLUMN)
     for column in SCALAR_COLUMNS:  # id lookups and video filters without a full scan
         if (column,) not in existing:
-            table.create_scalar_index(column, index_type="BTREE", replace=True)
+            _retry_on_conflict(lambda c=column: table.create_scalar_index(c, index_type="BTREE", replace=True), **retry)
             built.append(column)
     if rows >= ann_min_rows:
         for column in TEXT_COLUMNS:
             if (column,) not in existing:
-                table.create_index(column, config=IvfHnswSq(distance_type="dot"), replace=True)
+                config = IvfHnswSq(distance_type="dot")
+                _retry_on_conflict(
+                    lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry
+                )
                 built.append(column)
-    table.optimize()
+    _retry_on_conflict(table.optimize, **retry)
     return {
         "table": table.name,
         "rows": rows,
@@ -468,13 +485,13 @@ def list_table_names(db) -> list[str]:
             return sorted(names)
 
 
-def _retry_on_conflict(operation) -> None:
+def _retry_on_conflict(operation, attempts: int = _COMMIT_RETRIES) -> None:
     """Retry a write that lost a commit race to another writer (LanceDB's optimistic commits)."""
-    for attempt in range(_COMMIT_RETRIES):
+    for attempt in range(attempts):
         try:
             operation()
             return
         except (OSError, RuntimeError, ValueError) as exc:
-            if "conflict" not in str(exc).lower() or attempt == _COMMIT_RETRIES - 1:
+            if "conflict" not in str(exc).lower() or attempt == attempts - 1:
                 raise
-            time.sleep(0.05 * 2**attempt)
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # jitter: racers spread out
