@@ -492,6 +492,19 @@ def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("library")
+@click.option("--clips", default=24, show_default=True, help="Clips cut from the sample videos.")
+@click.option("--sensor-interval", default=5, show_default=True, help="Seconds between sensor ticks.")
+@click.option("--no-cluster", is_flag=True, help="Skip the cluster runs (PostgreSQL, Redis, Celery).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_library(clips: int, sensor_interval: int, no_cluster: bool, as_json: bool) -> None:
+    """One library through `tving index`, the local daemon path, and the cluster with 1 and 2 workers."""
+    from .bench_deploy import run_library_benchmark
+
+    report = run_library_benchmark(clips=clips, sensor_interval=sensor_interval, cluster=not no_cluster)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("sensor")
 @click.option("--files", default=5000, show_default=True, help="Video files in the watched folder.")
 @click.option("--ticks", default=5, show_default=True, help="Ticks timed per phase.")

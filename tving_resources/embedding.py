@@ -49,11 +49,16 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def encode_nonempty(encode, texts: Sequence[str], dim: int) -> np.ndarray:
-    """Encode only the non-blank texts; blank ones get the zero vector."""
+    """Encode each distinct non-blank text once (label sentences of a still scene's frames repeat);
+    blank ones get the zero vector."""
     out = np.zeros((len(texts), dim), dtype=np.float32)
-    keep = [i for i, text in enumerate(texts) if text and text.strip()]
-    if keep:
-        out[keep] = normalize_rows(encode([texts[i] for i in keep]))
+    distinct = list(dict.fromkeys(text for text in texts if text and text.strip()))
+    if distinct:
+        vectors = normalize_rows(encode(distinct))
+        row = {text: i for i, text in enumerate(distinct)}
+        for i, text in enumerate(texts):
+            if text and text.strip():
+                out[i] = vectors[row[text]]
     return out
 
 

@@ -29,7 +29,8 @@ from .errors import ConfigError
 
 BIN = Path(sys.executable).parent
 CODE = ["-m", "tving_assets.definitions"]
-WORKER_QUEUES = ("gpu", "cpu")
+TWO_WORKERS = (("gpu",), ("cpu",))  # a worker per queue (the default)
+ONE_WORKER = (("gpu", "cpu"),)  # one worker for both queues
 
 
 def free_port() -> int:
@@ -140,9 +141,14 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ start
     def start(
-        self, tving_home: Path | None = None, webserver_port: int | None = 3000, sensor_interval: int = 30
+        self,
+        tving_home: Path | None = None,
+        webserver_port: int | None = 3000,
+        sensor_interval: int = 30,
+        workers: tuple[tuple[str, ...], ...] = TWO_WORKERS,
     ) -> dict:
-        """Start every server and process; returns the cluster's environment."""
+        """Start every server and process; returns the cluster's environment. ``workers``: the
+        queues of each Celery worker (one process, concurrency 1, each)."""
         self.root.mkdir(parents=True, exist_ok=True)
         pids: dict[str, int] = {}
         try:
@@ -170,13 +176,15 @@ class LocalCluster:
             if webserver_port:
                 command = [str(BIN / "dagster-webserver"), *CODE, "-h", "127.0.0.1", "-p", str(webserver_port)]
                 pids["webserver"] = spawn(command, full_env, logs / "webserver.log", self.root)
-            for queue in WORKER_QUEUES:
-                name = f"{queue}@{socket.gethostname()}"
-                command = [str(BIN / "celery"), "-A", "tving_assets.celery_app", "worker", "-Q", queue, "-c", "1",
-                           "-n", name, "--prefetch-multiplier=1", "--loglevel=INFO"]  # fmt: skip
-                pids[f"worker-{queue}"] = spawn(command, full_env, logs / f"worker-{queue}.log", self.root)
+            names = []
+            for queues in workers:
+                label = "-".join(queues)
+                names.append(f"{label}@{socket.gethostname()}")
+                command = [str(BIN / "celery"), "-A", "tving_assets.celery_app", "worker", "-Q", ",".join(queues),
+                           "-c", "1", "-n", names[-1], "--prefetch-multiplier=1", "--loglevel=INFO"]  # fmt: skip
+                pids[f"worker-{label}"] = spawn(command, full_env, logs / f"worker-{label}.log", self.root)
             self.pids_file.write_text(json.dumps(pids))
-            self._wait_for_workers(full_env)
+            self._wait_for_workers(full_env, names)
             if webserver_port:
                 wait_for(lambda: accepts(webserver_port), 120, "the Dagster webserver")
         except BaseException:
@@ -236,13 +244,13 @@ class LocalCluster:
         wait_for(lambda: accepts(port), 30, "Redis")
         return f"redis://127.0.0.1:{port}/0"
 
-    def _wait_for_workers(self, env: dict[str, str]) -> None:
+    def _wait_for_workers(self, env: dict[str, str], names: list[str]) -> None:
         def ready() -> bool:
             out = subprocess.run(
                 [str(BIN / "celery"), "-A", "tving_assets.celery_app", "inspect", "ping", "--timeout", "2"],
                 env=env, capture_output=True, text=True, timeout=30,
             )  # fmt: skip
-            return all(f"{q}@" in out.stdout for q in WORKER_QUEUES)
+            return all(name in out.stdout for name in names)
 
         wait_for(ready, 120, "the Celery workers", interval=1.0)
 
