@@ -492,6 +492,20 @@ def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("ann")
+@click.option("--rows", default=1_000_000, show_default=True, help="Synthetic scene rows (clustered e5 vectors).")
+@click.option("--queries", default=200, show_default=True)
+@click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the table here.")
+@click.option("--index", "configs", multiple=True, help="Candidate indexes (default: ivf_pq, ivf_hnsw_sq, ivf_rq).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_ann(rows: int, queries: int, db_dir: str | None, configs: tuple[str, ...], as_json: bool) -> None:
+    """Choose the ANN index by measurement: recall@10 against exact search, latency, build time, size."""
+    from .bench_ann import CANDIDATES, run_ann_benchmark
+
+    report = run_ann_benchmark(rows=rows, queries=queries, db_dir=db_dir, configs=configs or tuple(CANDIDATES))
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("library")
 @click.option("--clips", default=24, show_default=True, help="Clips cut from the sample videos.")
 @click.option("--sensor-interval", default=5, show_default=True, help="Seconds between sensor ticks.")

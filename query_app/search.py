@@ -28,7 +28,7 @@ import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.runtime import ModelRuntime
-from tving_resources.store import SceneFilter, SceneStore
+from tving_resources.store import AnnSettings, SceneFilter, SceneStore
 
 # What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [
@@ -169,6 +169,7 @@ class SceneSearch:
         fusion: str = DEFAULT_FUSION,
         weights: FusionWeights | None = None,
         candidates: int = 30,
+        ann: AnnSettings | None = None,
     ):
         if fusion not in FUSION_METHODS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
@@ -178,6 +179,7 @@ class SceneSearch:
         self.fusion = fusion
         self.weights = weights or FusionWeights()
         self.candidates = candidates
+        self.ann = ann or AnnSettings()
         self._store: SceneStore | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tving-search")
         # The matrix products here are small; OpenBLAS's threads would then spin-wait on both cores
@@ -188,7 +190,7 @@ class SceneSearch:
     @property
     def store(self) -> SceneStore:
         if self._store is None:
-            self._store = SceneStore(self.uri, self.runtime.stamp())
+            self._store = SceneStore(self.uri, self.runtime.stamp(), ann=self.ann)
         return self._store
 
     def warm_up(self) -> dict[str, float]:

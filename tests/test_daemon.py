@@ -71,7 +71,7 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
 
     instance = get_instance(home)  # the one the daemon used: <home>/dagster
     batches = instance.get_runs(filters=dg.RunsFilter(job_name="index_batch_job"))
-    assert len(batches) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in batches)
+    assert batches and all(r.status == dg.DagsterRunStatus.SUCCESS for r in batches)
     loads: dict[str, int] = {}
     videos = 0
     for run in batches:
@@ -85,3 +85,30 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
     per_video = instance.get_runs(filters=dg.RunsFilter(job_name="index_video"))
     assert len(per_video) == 12 and sum(r.status == dg.DagsterRunStatus.FAILURE for r in per_video) == 1
     print(json.dumps({"model_loads": loads, "videos": videos}))
+
+
+def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
+    """`tving index` records its runs in <home>/dagster; `tving ui` serves that same instance."""
+    from click.testing import CliRunner
+
+    from query_app.cli import main
+    from query_app.dagster_status import DagsterStatusClient
+    from tving_resources.local_cluster import accepts, free_port
+
+    home = tmp_path / "home"
+    out = CliRunner().invoke(main, ["--home", str(home), "index", str(broken_files["empty"]), "--json"])
+    assert out.exit_code == 1  # the file failed, and its run was recorded
+    (result,) = json.loads(out.output)
+    port = free_port()
+    env = {**os.environ, "TVING_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    ui = spawn([str(BIN / "tving"), "ui", "--port", str(port)], env, tmp_path / "ui.log", cwd=tmp_path)
+    try:
+        wait_for(lambda: accepts(port), 120, "tving ui")
+        client = DagsterStatusClient(f"http://127.0.0.1:{port}", timeout=30)
+        wait_for(lambda: client.index_runs()["reachable"], 60, "the UI's GraphQL API")
+        (video,) = client.index_runs()["videos"]
+        assert video["video_id"] == result["video_id"] and video["status"] == "FAILURE"
+        assert result["run_id"] in video["run_url"]
+    finally:
+        stop_group(ui)

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from conftest import make_resources
 
-from tving_assets.checks import VIDEO_CHECKS
+from tving_assets.checks import CHECK_SPECS
 from tving_assets.definitions import defs
 from tving_assets.sensors import videos_folder_sensor
 from tving_resources.catalog import VideoCatalog
@@ -37,7 +37,7 @@ def test_definitions_load_with_every_part():
         "scenes_cover_video", "every_scene_has_caption", "vectors_are_finite_unit_norm", "scene_rows_complete",
         "index_rows_match_scenes",
     }  # fmt: skip
-    blocking = {spec.name for c in VIDEO_CHECKS for spec in c.check_specs if spec.blocking}
+    blocking = {spec.name for spec in CHECK_SPECS if spec.blocking}
     assert "scene_rows_complete" in blocking and "index_rows_match_scenes" not in blocking
 
 

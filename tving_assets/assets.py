@@ -20,6 +20,9 @@ from tving_resources.pipeline import (
     SceneVectors,
     build_scene_rows,
     caption_scenes,
+    check_scene_coverage,
+    check_scene_rows,
+    check_scene_vectors,
     embed_scenes,
     extract_keyframes,
     model_stamp,
@@ -31,6 +34,14 @@ from tving_resources.speech import Transcript
 from tving_resources.store import SCHEMA_VERSION
 from tving_resources.video import VideoInfo, fingerprint_file, probe_video
 
+from .checks import (
+    EVERY_SCENE_HAS_CAPTION,
+    INDEX_ROWS_MATCH_SCENES,
+    SCENE_ROWS_COMPLETE,
+    SCENES_COVER_VIDEO,
+    VECTORS_ARE_FINITE_UNIT_NORM,
+    check_result,
+)
 from .errors import user_errors_as_failures
 from .partitions import videos_partitions
 from .stage import VideoStage
@@ -80,7 +91,7 @@ def video_metadata(
     )
 
 
-@dg.asset(**_per_video, **CPU_STEP, deps=[video_metadata], kinds={"pyscenedetect"})
+@dg.asset(**_per_video, **CPU_STEP, deps=[video_metadata], kinds={"pyscenedetect"}, check_specs=[SCENES_COVER_VIDEO])
 def scenes(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -104,7 +115,10 @@ def scenes(
             threshold_used=detection.threshold_used,
             attempts=[f"threshold {a.threshold:g}: {a.scene_count} scenes" for a in detection.attempts],
             covered_until_s=detection.covered_until,
-        )
+        ),
+        check_results=[
+            check_result(SCENES_COVER_VIDEO, check_scene_coverage(detection), stage, scenes=len(detection.scenes))
+        ],
     )
 
 
@@ -164,7 +178,9 @@ def transcript(
     )
 
 
-@dg.asset(**_per_video, **GPU_STEP, deps=[keyframes, transcript], kinds={"pytorch"})
+@dg.asset(
+    **_per_video, **GPU_STEP, deps=[keyframes, transcript], kinds={"pytorch"}, check_specs=[EVERY_SCENE_HAS_CAPTION]
+)
 def captions(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -194,17 +210,20 @@ def captions(
         )
     result = produced.value
     sample = "\n".join(f"| {c.scene_index} | {c.caption} |" for c in result.scenes[:10])
+    empty = [c.scene_index for c in result.scenes if not c.caption.strip()]
+    problems = [f"scenes without caption: {empty[:10]}"] if empty else []
     return dg.MaterializeResult(
         metadata=stage.metadata(
             produced,
             captions=len(result.scenes),
             model=result.model_id,
             sample=dg.MetadataValue.md(f"| scene | caption |\n|---|---|\n{sample}"),
-        )
+        ),
+        check_results=[check_result(EVERY_SCENE_HAS_CAPTION, problems, stage, captions=len(result.scenes))],
     )
 
 
-@dg.asset(**_per_video, **GPU_STEP, deps=[captions], kinds={"numpy"})
+@dg.asset(**_per_video, **GPU_STEP, deps=[captions], kinds={"numpy"}, check_specs=[VECTORS_ARE_FINITE_UNIT_NORM])
 def scene_vectors(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -226,6 +245,8 @@ def scene_vectors(
             SceneVectors,
         )
     vectors = produced.value
+    stamp = runtime.stamp()  # the encoders' declared dimensions
+    problems = check_scene_vectors(vectors, video.load("captions", SceneCaptions, chain["captions"]), stamp)
     return dg.MaterializeResult(
         metadata=stage.metadata(
             produced,
@@ -235,11 +256,16 @@ def scene_vectors(
             frame_dim=int(vectors.frames.shape[2]),
             text_model=vectors.text_model,
             frame_model=vectors.frame_model,
-        )
+        ),
+        check_results=[
+            check_result(
+                VECTORS_ARE_FINITE_UNIT_NORM, problems, stage, text_dim=stamp.text_dim, frame_dim=stamp.frame_dim
+            )
+        ],
     )
 
 
-@dg.asset(**_per_video, **CPU_STEP, deps=[scene_vectors], kinds={"pyarrow"})
+@dg.asset(**_per_video, **CPU_STEP, deps=[scene_vectors], kinds={"pyarrow"}, check_specs=[SCENE_ROWS_COMPLETE])
 def scene_rows(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -260,14 +286,25 @@ def scene_rows(
             return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp)
 
         produced = stage.produce({"vectors": chain["vectors"]}, {"schema": SCHEMA_VERSION}, build, pa.Table)
+        detection = video.load("scenes", SceneDetection, chain["scenes"])
+    rows = produced.value
+    problems = check_scene_rows(rows, detection, stage.artifacts.base)
     return dg.MaterializeResult(
-        metadata=stage.metadata(
-            produced, rows=produced.value.num_rows, **{"dagster/row_count": produced.value.num_rows}
-        )
+        metadata=stage.metadata(produced, rows=rows.num_rows, **{"dagster/row_count": rows.num_rows}),
+        check_results=[
+            check_result(SCENE_ROWS_COMPLETE, problems, stage, expected=len(detection.scenes), rows=rows.num_rows)
+        ],
     )
 
 
-@dg.asset(**_per_video, **CPU_STEP, deps=[scene_rows], kinds={"lancedb"}, pool="tving_lancedb_writer")
+@dg.asset(
+    **_per_video,
+    **CPU_STEP,
+    deps=[scene_rows],
+    kinds={"lancedb"},
+    pool="tving_lancedb_writer",
+    check_specs=[INDEX_ROWS_MATCH_SCENES],
+)
 def scene_index(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -287,7 +324,10 @@ def scene_index(
         report = commit_video(
             video, store, settings.catalog(), settings.paths.locks_dir, settings.video_lock_timeout_seconds
         )
+        found = store.count(stage.video_id)
+    problems = [] if found == report.rows else [f"the index holds {found} rows for {report.rows} scenes"]
     return dg.MaterializeResult(
+        check_results=[check_result(INDEX_ROWS_MATCH_SCENES, problems, stage, expected=report.rows, found=found)],
         metadata={
             "rows": report.rows,
             "skipped": report.skipped,
@@ -297,7 +337,7 @@ def scene_index(
             "table_rows": store.count(),
             "dagster/row_count": report.rows,
             "seconds": stage.timer.seconds,
-        }
+        },
     )
 
 

@@ -9,7 +9,6 @@ from tving_resources.resources import LanceDBResource, ModelRuntimeResource, Tvi
 
 from .assets import VIDEO_STAGES, search_index
 from .batch import index_batch_job
-from .checks import VIDEO_CHECKS
 from .finetune import captioner_lora_adapter
 from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from .schedules import nightly_search_index_refresh
@@ -39,7 +38,6 @@ def build_definitions(
     without the sensor and schedule when ``automation`` is False (the command line runs jobs)."""
     return dg.Definitions(
         assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
-        asset_checks=list(VIDEO_CHECKS),
         jobs=[index_video_job, index_batch_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],

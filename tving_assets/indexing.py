@@ -23,7 +23,6 @@ from tving_resources.ids import is_video_file
 from tving_resources.resources import TvingSettings
 
 from .assets import VIDEO_STAGES
-from .checks import VIDEO_CHECKS
 from .definitions import build_definitions
 from .instance import get_instance, process_tags
 from .jobs import index_video_job, refresh_search_indexes_job
@@ -31,7 +30,6 @@ from .partitions import videos_partitions
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 STAGE_NAMES = tuple(a.key.to_user_string() for a in VIDEO_STAGES)
-_CHECK_ASSETS = {c.check_key.name: c.check_key.asset_key.to_user_string() for c in VIDEO_CHECKS}
 
 
 @dataclass
@@ -174,7 +172,7 @@ def _failure(run: dg.ExecuteInProcessResult) -> tuple[str | None, str]:
         message = "; ".join(f"check {e.check_name} failed: {e.description}" for e in failed_checks)
         return first.asset_key.to_user_string(), message
     for event in run.get_step_failure_events():
-        stage = _CHECK_ASSETS.get(event.step_key, event.step_key)
+        stage = event.step_key
         data = event.step_failure_data
         if data.user_failure_data and data.user_failure_data.description:
             return stage, data.user_failure_data.description

@@ -59,6 +59,15 @@ class VideoStage:
             self._record(exc)
             raise
 
+    def record_check_failure(self, check: str, description: str | None) -> None:
+        from tving_resources.lifecycle import display_name
+
+        catalog = self.settings.catalog()
+        entry = catalog.find(self.video_id)
+        if entry is not None:
+            message = f"{display_name(entry.name)}: {self.asset} failed: check {check}: {description}"
+            catalog.mark_failed(entry.video_id, self.asset, message)
+
     def _record(self, exc: BaseException):
         return record_failure(
             self.video_id,

@@ -32,7 +32,7 @@ class WatchSettings:
     absent_ticks: int = 2
     max_removals_per_tick: int = 10
     max_missing_fraction: float = 0.5
-    batch_size: int = 8  # videos per run (1: a run per video)
+    batch_size: int = 25  # videos per run (1: a run per video); one run per tick by default
 
     def __post_init__(self) -> None:
         if min(self.absent_ticks, self.max_runs_per_tick, self.batch_size) < 1 or self.max_removals_per_tick < 0:

@@ -40,6 +40,16 @@ _MAINTENANCE_RETRIES = 20  # compaction rewrites many rows: any concurrent write
 
 
 @dataclass(frozen=True)
+class AnnSettings:
+    """How the nearest-neighbour searches use an ANN index (ignored while a table has none).
+    ``nprobes``: IVF partitions searched; ``refine_factor``: candidates re-ranked with the exact
+    vectors, as a multiple of the limit. Defaults chosen with `tving bench ann` (README)."""
+
+    nprobes: int | None = 20
+    refine_factor: int | None = 5
+
+
+@dataclass(frozen=True)
 class ModelStamp:
     """The models whose outputs fill a table. Two stamps must match to mix rows or query."""
 
@@ -178,10 +188,11 @@ class VideoSummary:
 class SceneStore:
     """The scene table of one model profile in a LanceDB database (local folder or s3://...)."""
 
-    def __init__(self, uri: str, stamp: ModelStamp, table_name: str | None = None):
+    def __init__(self, uri: str, stamp: ModelStamp, table_name: str | None = None, ann: AnnSettings | None = None):
         self.uri = uri
         self.stamp = stamp
         self.table_name = table_name or table_name_for(stamp.profile)
+        self.ann = ann or AnnSettings()
         self._db = None
         self._table = None
 
@@ -228,7 +239,7 @@ class SceneStore:
         self.table()  # checks the model stamp
         pinned = self.db.open_table(self.table_name)
         pinned.checkout(pinned.version)
-        snap = SceneStore(self.uri, self.stamp, self.table_name)
+        snap = SceneStore(self.uri, self.stamp, self.table_name, self.ann)
         snap._db, snap._table = self._db, pinned
         return snap
 
@@ -338,6 +349,10 @@ class SceneStore:
             .with_row_id(True)
             .select(["_distance"])
         )
+        if self.ann.nprobes:
+            query = query.nprobes(self.ann.nprobes)
+        if self.ann.refine_factor:
+            query = query.refine_factor(self.ann.refine_factor)
         if where:
             query = query.where(where, prefilter=True)
         table = query.to_arrow()
