@@ -1,9 +1,14 @@
 """The HTTP API and web pages (FastAPI), served by ``tving serve``.
 
-Query-side models load once, in a background thread at start-up; ``/health`` says when they are
-ready, and a search never loads a model. Every input is validated before it reaches the index:
-bounded ``k`` and query length, video ids checked against the id pattern and the table, files
-served only from inside the data folder, and no user text ever pasted into a LanceDB filter.
+Every request first passes :mod:`query_app.guard` (host allow-list, same-origin unsafe methods,
+optional token, body limit while it streams). Query-side models load once, in a background
+thread at start-up; ``/health`` is liveness, ``/ready`` says when search can answer (models loaded
+and a table present, which the server notices whenever it appears). Describe models load in
+their own background thread after the query models, so they never stall a search, and describe
+runs behind a concurrency limit. Every input is validated before it reaches the index (finite,
+bounded numbers; video ids checked against the id pattern and the table; at most
+``MAX_FILTER_IDS`` per request), files are served only from inside the data folder, and absolute
+server paths appear in answers only with ``show_paths``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field, create_model
@@ -43,13 +48,21 @@ from tving_resources.ids import VIDEO_EXTENSIONS, VIDEO_ID_PATTERN, is_video_id
 from tving_resources.runtime import ModelRuntime
 
 from .dagster_status import DagsterStatusClient
-from .describe import DescribeError, VideoDescriber
+from .describe import MAX_SPAN_SECONDS, DescribeError, VideoDescriber
+from .guard import TOKEN_COOKIE, AccessPolicy, GuardMiddleware
 from .search import MAX_K, MAX_QUERY_CHARS, QueryError, SceneSearch, SearchBatcher, SearchResponse, SearchResult
 
 log = logging.getLogger("tving.api")
 WEB_DIR = Path(__file__).parent / "web"
 VideoId = Annotated[str, Query(pattern=VIDEO_ID_PATTERN.pattern, description="a video id from /videos")]
 DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
+MAX_SECONDS = 1e7  # any time in a request: far beyond any video, far below float trouble
+MAX_FILTER_IDS = 50  # video ids in one search
+MAX_PAGE = 100
+SEARCH_TIMEOUT_S = 30.0
+PATH_KEYS = ("video_path", "thumbnail_path", "path")  # absolute server paths: only with show_paths
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str | None, Query(pattern=VIDEO_ID_PATTERN.pattern, description="next_cursor of the last page")]
 
 
 @dataclass
@@ -61,21 +74,48 @@ class AppState:
     batcher: SearchBatcher
     dagster: DagsterStatusClient | None
     max_upload_bytes: int
-    status: str = "loading"  # loading | ready | error
+    policy: AccessPolicy
+    describe_slots: threading.BoundedSemaphore
+    models: str = "loading"  # loading | loaded | error (the query-side models)
+    describe_models: str = "loading"
     error: str | None = None
     warm_up_seconds: dict[str, float] = field(default_factory=dict)
 
     def warm_up(self) -> None:
         try:
             started = time.perf_counter()
-            self.warm_up_seconds = {k: round(v, 2) for k, v in self.search.warm_up().items()}
+            seconds = self.search.runtime.warm_up(("text_encoder", "frame_encoder", "translator"))
+            self.warm_up_seconds = {k: round(v, 2) for k, v in seconds.items()}
             self.warm_up_seconds["total"] = round(time.perf_counter() - started, 2)
-            self.status = "ready"
+            self.models = "loaded"
         except TvingError as exc:
-            self.status, self.error = "error", str(exc)
+            self.models, self.error = "error", str(exc)
         except Exception as exc:
             log.exception("warm-up failed")
-            self.status, self.error = "error", f"{type(exc).__name__}: {exc}"
+            self.models, self.error = "error", f"{type(exc).__name__}: {exc}"
+        try:  # the describe models, after the query ones (describe waits for them, search never does)
+            self.runtime.warm_up(("speech", "captioner"))
+            self.describe_models = "loaded"
+        except Exception as exc:
+            log.warning("describe models not loaded: %s", exc)
+            self.describe_models = "error"
+
+    def table_ready(self) -> bool:
+        """Whether the scene table exists (checked on each call until it does: a server started
+        before anything was indexed becomes ready once the first video is)."""
+        try:
+            return self.search.store.exists()
+        except TvingError:
+            return False
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.models == "error":
+            return False, self.error or "the query models failed to load"
+        if self.models != "loaded":
+            return False, "models are loading; retry in a few seconds"
+        if not self.table_ready():
+            return False, "no scene table yet: index some videos (tving index PATH, or the watched folder)"
+        return True, "ready"
 
 
 def _response_model(cls: type, name: str, **extra: Any) -> type[BaseModel]:
@@ -91,8 +131,8 @@ SearchOut = _response_model(SearchResponse, "SearchOut", results=(list[SearchRes
 
 class DescribeRequest(BaseModel):
     video_id: str = Field(pattern=VIDEO_ID_PATTERN.pattern, description="an indexed video id")
-    start: float = Field(ge=0, description="seconds")
-    end: float = Field(gt=0, description="seconds")
+    start: float = Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="seconds")
+    end: float = Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False, description="seconds")
     language: Literal["en", "ko"] = "en"
     frames: int | None = Field(default=None, ge=1, le=32)
 
@@ -105,8 +145,11 @@ def create_app(
     warm_up_in_background: bool = True,
     batch_wait_ms: float = 5.0,
     max_batch: int = 16,
+    policy: AccessPolicy | None = None,
+    describe_concurrency: int = 1,
 ) -> FastAPI:
     paths = paths or resolve_paths()
+    policy = policy or AccessPolicy(max_body_bytes=max_upload_bytes + 2**20)
     runtime = runtime or ModelRuntime()
     dagster_url = dagster_url or os.environ.get("TVING_DAGSTER_URL") or None
     engine = SceneSearch(runtime=runtime, paths=paths)
@@ -118,6 +161,8 @@ def create_app(
         describer=VideoDescriber(runtime=runtime, paths=paths),
         dagster=DagsterStatusClient(dagster_url) if dagster_url else None,
         max_upload_bytes=max_upload_bytes,
+        policy=policy,
+        describe_slots=threading.BoundedSemaphore(describe_concurrency),
     )
     app = FastAPI(
         title="tving scene search",
@@ -125,6 +170,7 @@ def create_app(
         description="Search video scenes in Korean or English, and describe any span of a video.",
     )
     app.state.tving = state
+    app.add_middleware(GuardMiddleware, policy=policy)
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
@@ -147,9 +193,19 @@ def create_app(
         return JSONResponse(status_code=500, content={"error": "internal error; see the server log"})
 
     def require_ready() -> None:
-        if state.status != "ready":
-            detail = state.error if state.status == "error" else "models are loading; retry in a few seconds"
+        ready, detail = state.readiness()
+        if not ready:
             raise HTTPException(status_code=503, detail=detail, headers={"Retry-After": "5"})
+
+    def public(payload: Any) -> Any:
+        """``payload`` without absolute server paths, unless the server shows them."""
+        if policy.show_paths:
+            return payload
+        if isinstance(payload, dict):
+            return {k: public(v) for k, v in payload.items() if k not in PATH_KEYS}
+        if isinstance(payload, list):
+            return [public(v) for v in payload]
+        return payload
 
     def known_video(video_id: str) -> dict[str, Any]:
         if not is_video_id(video_id):
@@ -165,18 +221,29 @@ def create_app(
     # --------------------------------------------------------------- API
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
-        return {
-            "status": state.status,
-            "error": state.error,
+        """Liveness: the process answers. Whether search can answer: /ready."""
+        return {"status": "alive"}
+
+    @app.get("/ready", tags=["service"])
+    def ready() -> JSONResponse:
+        """200 once the query models are loaded and the scene table exists, else 503."""
+        ok, detail = state.readiness()
+        body = {
+            "status": "ready" if ok else "not ready",
+            "detail": detail,
             "profile": runtime.profile.name,
             "models": runtime.model_ids(),
+            "describe_models": state.describe_models,
             "warm_up_seconds": state.warm_up_seconds,
         }
+        return JSONResponse(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
 
     async def run_search(
         q: str, k: int, video: list[str] | None, start: float | None, end: float | None, per_video: int | None
     ) -> dict[str, Any]:
         require_ready()
+        if len(video or ()) > MAX_FILTER_IDS:
+            raise HTTPException(status_code=422, detail=f"at most {MAX_FILTER_IDS} video ids per search")
         for video_id in video or ():
             if not is_video_id(video_id):
                 raise HTTPException(status_code=422, detail=f"invalid video id {video_id[:60]!r}")
@@ -185,24 +252,32 @@ def create_app(
             future = state.batcher.submit(
                 q, k=k, video_ids=tuple(video or ()), start=start, end=end, per_video=per_video
             )
-            response = await asyncio.wrap_future(future)
+            response = await asyncio.wait_for(asyncio.wrap_future(future), timeout=SEARCH_TIMEOUT_S)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         except StoreError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
+        except TimeoutError as exc:
+            raise HTTPException(status_code=504, detail="the search took too long; retry") from exc
         payload = response.to_dict()
         for result in payload["results"]:
             result["thumbnail_url"] = thumbnail_url(result["thumbnail"])
             result["stream_url"] = f"/videos/{result['video_id']}/stream"
-        return payload
+        return public(payload)
 
     @app.get("/search", tags=["search"], responses={200: {"model": SearchOut}}, response_class=JSONResponse)
     async def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Korean or English")],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
-        video: Annotated[list[str] | None, Query(description="only these video ids")] = None,
-        start: Annotated[float | None, Query(ge=0, description="scenes ending after (s)")] = None,
-        end: Annotated[float | None, Query(gt=0, description="scenes starting before (s)")] = None,
+        video: Annotated[
+            list[str] | None, Query(description=f"only these video ids (at most {MAX_FILTER_IDS})")
+        ] = None,
+        start: Annotated[
+            float | None, Query(ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="scenes ending after (s)")
+        ] = None,
+        end: Annotated[
+            float | None, Query(gt=0, le=MAX_SECONDS, allow_inf_nan=False, description="scenes starting before (s)")
+        ] = None,
         per_video: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
     ) -> JSONResponse:
         """Top-k frames for a query. (Returned as a plain JSON response: FastAPI's generic
@@ -218,8 +293,8 @@ def create_app(
     @app.post("/describe/upload", tags=["video-to-text"])
     async def describe_upload(
         file: Annotated[UploadFile, File(description="a video file")],
-        start: Annotated[float, Form(ge=0)],
-        end: Annotated[float, Form(gt=0)],
+        start: Annotated[float, Form(ge=0, le=MAX_SECONDS, allow_inf_nan=False)],
+        end: Annotated[float, Form(gt=0, le=MAX_SECONDS, allow_inf_nan=False)],
         language: Annotated[Literal["en", "ko"], Form()] = "en",
     ) -> dict[str, Any]:
         require_ready()
@@ -231,6 +306,16 @@ def create_app(
             shutil.rmtree(folder, ignore_errors=True)
 
     async def _describe(video: str, start: float, end: float, language: str, frames: int | None) -> dict[str, Any]:
+        if end - start > MAX_SPAN_SECONDS or start >= end:
+            raise HTTPException(
+                status_code=422, detail=f"need start < end and a span of at most {MAX_SPAN_SECONDS:.0f} s"
+            )
+        if state.describe_models == "loading":
+            raise HTTPException(
+                status_code=503, detail="describe models are loading; retry shortly", headers={"Retry-After": "10"}
+            )
+        if not state.describe_slots.acquire(blocking=False):
+            raise HTTPException(status_code=429, detail="describe is busy; retry shortly", headers={"Retry-After": "5"})
         try:
             result = await run_in_threadpool(state.describer.describe, video, start, end, language, frames)
         except (DescribeError, VideoError) as exc:
@@ -239,18 +324,29 @@ def create_app(
             raise HTTPException(status_code=404, detail=str(exc)) from exc
         except ModelError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
-        return result.to_dict()
+        finally:
+            state.describe_slots.release()
+        return public(result.to_dict())
 
-    @app.get("/videos", tags=["library"])
-    def videos() -> list[dict[str, Any]]:
+    def video_page(limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+        """Indexed videos in id order, ``limit`` from after ``cursor`` (a video id); the next cursor."""
         try:
-            summaries = state.search.store.videos() if state.status == "ready" else []
+            summaries = state.search.store.videos() if state.table_ready() else []
         except StoreError:
             summaries = []
-        return [
-            {**v.__dict__, "stream_url": f"/videos/{v.video_id}/stream", "url": f"/videos/{v.video_id}"}
-            for v in summaries
+        summaries = sorted(summaries, key=lambda v: v.video_id)
+        if cursor:
+            summaries = [v for v in summaries if v.video_id > cursor]
+        page = summaries[:limit]
+        return page, (page[-1].video_id if len(summaries) > limit else None)
+
+    @app.get("/videos", tags=["library"])
+    def videos(limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+        page, next_cursor = video_page(limit, cursor)
+        items = [
+            {**v.__dict__, "stream_url": f"/videos/{v.video_id}/stream", "url": f"/videos/{v.video_id}"} for v in page
         ]
+        return {"videos": public(items), "next_cursor": next_cursor}
 
     @app.get("/videos/{video_id}", tags=["library"])
     def video_scenes(video_id: str) -> dict[str, Any]:
@@ -260,12 +356,11 @@ def create_app(
         scenes = state.search.store.scenes_of(video_id, columns)
         for scene in scenes:
             scene["thumbnail_urls"] = [thumbnail_url(t) for t in scene["thumbnails"]]
-        return {**summary, "stream_url": f"/videos/{video_id}/stream", "scenes": scenes}
+        return public({**summary, "stream_url": f"/videos/{video_id}/stream", "scenes": scenes})
 
     @app.get("/videos/{video_id}/stream", tags=["library"])
     def stream(video_id: str) -> FileResponse:
-        summary = known_video(video_id)
-        path = Path(summary["video_path"])
+        path = Path(known_video(video_id)["video_path"])  # known_video is internal: paths kept
         if not path.is_file():
             raise HTTPException(status_code=404, detail="the video file is no longer on disk")
         # FileResponse answers HTTP range requests, so the browser can seek.
@@ -282,28 +377,31 @@ def create_app(
     @app.post("/upload", tags=["library"])
     async def upload(file: Annotated[UploadFile, File(description="a video file")]) -> dict[str, Any]:
         target_dir = _ensure(paths.videos_dir / "uploads")
-        staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=_ensure(paths.data_dir / "uploads")))
+        # Written on the watched folder's own filesystem under a hidden unique name (the sensor
+        # skips hidden files), checked, then linked to a free name: never a partial file, never
+        # an overwrite of another upload with the same name.
+        staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=target_dir))
         try:
             saved = await _save_upload(file, staging, state.max_upload_bytes)
-            target = _free_name(target_dir, saved.name)
-            shutil.move(saved, target)  # only a whole, checked file ever appears in the watched folder
+            target = _link_to_free_name(saved, target_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         from tving_resources.ids import video_id_for
 
         return {
-            "saved_as": str(target),
+            "saved_as": target.name if not policy.show_paths else str(target),
             "video_id": video_id_for(target),
             "status": "saved in the watched folder; the Dagster sensor will index it",
         }
 
     @app.get("/failures", tags=["library"])
-    def failures() -> list[dict[str, Any]]:
+    def failures(limit: Limit = 50) -> list[dict[str, Any]]:
         """Videos whose indexing failed, with the stage and the message (from the catalog)."""
-        return [
+        items = [
             {"video_id": e.video_id, "name": e.name, "path": e.path, "failed_stage": e.failed_stage, "error": e.error}
-            for e in failed_videos(paths)
+            for e in failed_videos(paths)[:limit]
         ]
+        return public(items)
 
     @app.get("/status", tags=["library"])
     async def indexing_status() -> dict[str, Any]:
@@ -324,14 +422,17 @@ def create_app(
 
     @app.get("/describe", response_class=HTMLResponse, include_in_schema=False)
     def describe_page(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "describe.html", {"page": "describe", "videos": videos()})
+        page, _ = video_page(MAX_PAGE, None)
+        listed = [{**v.__dict__, "stream_url": f"/videos/{v.video_id}/stream"} for v in page]
+        return templates.TemplateResponse(request, "describe.html", {"page": "describe", "videos": listed})
 
     @app.get("/library", response_class=HTMLResponse, include_in_schema=False)
-    def library_page(request: Request) -> HTMLResponse:
+    def library_page(request: Request, limit: Limit = 20, cursor: Cursor = None) -> HTMLResponse:
+        page, next_cursor = video_page(limit, cursor)
         items = []
-        for v in videos():
+        for v in page:
             try:
-                items.append(video_scenes(v["video_id"]))
+                items.append(video_scenes(v.video_id))
             except HTTPException:
                 continue
         return templates.TemplateResponse(
@@ -340,12 +441,29 @@ def create_app(
             {
                 "page": "library",
                 "videos": items,
+                "next_cursor": next_cursor,
+                "limit": limit,
                 "failures": failures(),
                 "dagster": state.dagster is not None,
                 "max_upload_mb": state.max_upload_bytes // 2**20,
                 "extensions": sorted(VIDEO_EXTENSIONS),
             },
         )
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"page": "login", "error": None})
+
+    @app.post("/login", include_in_schema=False, response_model=None)
+    def login(request: Request, token: Annotated[str, Form(max_length=500)]) -> Response:
+        import hmac
+
+        if not policy.token or not hmac.compare_digest(token.encode(), policy.token.encode()):
+            context = {"page": "login", "error": "wrong token" if policy.token else "this server has no token"}
+            return templates.TemplateResponse(request, "login.html", context, status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", max_age=30 * 24 * 3600)
+        return response
 
     return app
 
@@ -370,30 +488,45 @@ def _ensure(folder: Path) -> Path:
     return folder
 
 
-def _free_name(folder: Path, name: str) -> Path:
-    target = folder / name
-    while target.exists():
-        target = folder / f"{Path(name).stem}-{uuid.uuid4().hex[:6]}{Path(name).suffix}"
-    return target
+def _link_to_free_name(source: Path, folder: Path) -> Path:
+    """Give ``source`` a name in ``folder`` that no other file has, atomically (a hard link fails
+    instead of overwriting), and return it."""
+    stem, suffix = source.stem, source.suffix
+    candidate = folder / source.name
+    for _ in range(100):
+        try:
+            os.link(source, candidate)
+            return candidate
+        except FileExistsError:
+            candidate = folder / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
+    raise HTTPException(status_code=409, detail="could not find a free file name; rename the file")
+
+
+def safe_file_name(name: str) -> str:
+    """A file name reduced to letters, digits, spaces and ``._-`` (no path, no leading dots)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c if c.isalnum() or c in " ._-" else "_" for c in base).strip(" .")[:200]
 
 
 async def _save_upload(file: UploadFile, folder: Path, max_bytes: int) -> Path:
-    """Save an upload under a sanitised name; check its extension, size and that it is a video."""
+    """Save an upload under its sanitised name (checked before anything else), then check its
+    size while it is written and that it is a video."""
     from tving_resources.video import probe_video
 
-    name = Path(file.filename or "upload.mp4").name
-    if Path(name).suffix.lower() not in VIDEO_EXTENSIONS:
+    safe = safe_file_name(file.filename or "")
+    suffix = Path(safe).suffix.lower()
+    if not Path(safe).stem.strip(" ._-") or suffix not in VIDEO_EXTENSIONS:
         raise HTTPException(
-            status_code=415, detail=f"{name}: not a video file type ({', '.join(sorted(VIDEO_EXTENSIONS))})"
+            status_code=415,
+            detail=f"{safe or 'the file'}: not a video file name ({', '.join(sorted(VIDEO_EXTENSIONS))})",
         )
-    safe = "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip(" .") or "upload.mp4"
     target = folder / safe
     written = 0
     with target.open("wb") as out:
         while chunk := await file.read(1 << 20):
             written += len(chunk)
             if written > max_bytes:
-                raise HTTPException(status_code=413, detail=f"{name}: larger than {max_bytes // 2**20} MB")
+                raise HTTPException(status_code=413, detail=f"{safe}: larger than {max_bytes // 2**20} MB")
             out.write(chunk)
     try:
         await run_in_threadpool(probe_video, target, "upload-0000000000", False)

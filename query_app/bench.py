@@ -409,13 +409,11 @@ def _wait_ready(port: int, server, timeout: float = 300.0) -> dict:
             raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/health")
+            conn.request("GET", "/ready")
             health = json.loads(conn.getresponse().read())
             conn.close()
             if health["status"] == "ready":
                 return health
-            if health["status"] == "error":
-                raise RuntimeError(f"the server failed to warm up: {health['error']}")
         except OSError:
             pass
         time.sleep(0.5)

@@ -221,21 +221,52 @@ def describe(video: str, start: float, end: float, language: str, frames: int | 
 @click.option("--max-upload-mb", default=2048, show_default=True, type=click.IntRange(1))
 @click.option("--max-batch", default=16, show_default=True, type=click.IntRange(1), help="Searches per batch.")
 @click.option("--batch-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="Wait for a batch.")
+@click.option("--token", envvar="TVING_API_TOKEN", help="API token every request must carry (TVING_API_TOKEN).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, help="Host name clients use besides loopback ones.")
+@click.option("--insecure", is_flag=True, help="Serve a non-loopback address without a token (trusted network only).")
+@click.option("--show-paths", is_flag=True, help="Include absolute server paths in answers.")
+@click.option("--describe-concurrency", default=1, show_default=True, type=click.IntRange(1), help="Describes at once.")
 def serve(
-    host: str, port: int, dagster_url: str | None, max_upload_mb: int, max_batch: int, batch_wait_ms: float
+    host: str,
+    port: int,
+    dagster_url: str | None,
+    max_upload_mb: int,
+    max_batch: int,
+    batch_wait_ms: float,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
+    insecure: bool,
+    show_paths: bool,
+    describe_concurrency: int,
 ) -> None:
     """The web pages and HTTP API (search, describe, library; OpenAPI at /docs)."""
     import uvicorn
 
     from .api import create_app
+    from .guard import LOOPBACK_HOSTS, AccessPolicy
 
+    if host not in LOOPBACK_HOSTS and not token and not insecure:
+        _fail(
+            f"serving on {host} makes the API reachable from other machines: set a token (--token or "
+            "TVING_API_TOKEN), or pass --insecure on a network you trust"
+        )
+    if token is not None and len(token) < 16:
+        hint = "python -c 'import secrets; print(secrets.token_urlsafe())'"
+        _fail(f"the token must be at least 16 characters (make one with: {hint})")
+    extra_hosts = set(allowed_hosts) | ({host} if host not in ("0.0.0.0", "::") else set())
+    max_upload = max_upload_mb * 2**20
+    policy = AccessPolicy(token=token, max_body_bytes=max_upload + 2**20, show_paths=show_paths).with_hosts(
+        *extra_hosts
+    )
     app = create_app(
         dagster_url=dagster_url,
-        max_upload_bytes=max_upload_mb * 2**20,
+        max_upload_bytes=max_upload,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
+        policy=policy,
+        describe_concurrency=describe_concurrency,
     )
-    click.echo(f"tving serve: http://{host}:{port}/  (models load in the background; see /health)")
+    click.echo(f"tving serve: http://{host}:{port}/  (models load in the background; see /ready)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -12,13 +12,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ DISPLAY_COLUMNS = [
 ]  # fmt: skip
 SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
 SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
+log = logging.getLogger("tving.search")
 MAX_QUERY_CHARS = 500
 MAX_K = 50
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
@@ -452,27 +454,46 @@ class SearchBatcher:
                     self._incoming.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            futures = [future for _, future in batch]
+            # a request whose caller went away (cancelled) is dropped here, not answered
+            batch = [(request, future) for request, future in batch if future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
-                self._encoded.put((futures, self.engine._encode([request for request, _ in batch])))
-            except Exception as exc:  # handed to every waiting caller
-                for future in futures:
-                    future.set_exception(exc)
+                self._encoded.put((batch, self.engine._encode([request for request, _ in batch])))
+            except Exception:
+                self._encoded.put((batch, None))
 
     def _answer(self) -> None:
         while True:
             item = self._encoded.get()
             if item is None:
                 return
-            futures, encoded = item
+            batch, encoded = item
             try:
+                if encoded is None:
+                    raise RuntimeError("the batch could not be encoded")
                 responses = self.engine._answer(encoded)
-            except Exception as exc:  # handed to every waiting caller
-                for future in futures:
-                    future.set_exception(exc)
+            except Exception:
+                log.warning("a search batch failed; answering its %d requests one by one", len(batch))
+                for request, future in batch:
+                    try:
+                        _settle(future, result=self.engine.search_batch([request])[0])
+                    except Exception as exc:
+                        _settle(future, error=exc)
                 continue
-            for future, response in zip(futures, responses, strict=True):
-                future.set_result(response)
+            for (_, future), response in zip(batch, responses, strict=True):
+                _settle(future, result=response)
+
+
+def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Hand a result to a waiting caller; a caller that went away meanwhile is skipped."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def _matrix(column: pa.ChunkedArray) -> np.ndarray:

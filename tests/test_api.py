@@ -28,7 +28,7 @@ def app(indexed_library):
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -41,8 +41,9 @@ def no_traceback(response: httpx.Response) -> None:
     assert "Traceback" not in response.text and 'File "' not in response.text
 
 
-def test_health_reports_ready_models(client):
-    body = client.get("/health").json()
+def test_health_is_liveness_and_ready_reports_models(client):
+    assert client.get("/health").json() == {"status": "alive"}
+    body = client.get("/ready").json()
     assert body["status"] == "ready" and body["profile"] == "lite"
     assert body["models"]["text_encoder"] == "lite/multilingual-e5-small"
     assert body["warm_up_seconds"]["total"] >= 0
@@ -56,11 +57,11 @@ def test_search_returns_the_spoken_scene_first_with_every_field(client):
     first = body["results"][0]
     assert (first["video_name"], first["scene_index"]) == ("speech.mp4", 1)
     expected = {
-        "rank", "score", "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end",
-        "timestamp", "thumbnail", "thumbnail_path", "thumbnail_url", "stream_url", "caption",
-        "transcript_snippet", "scores",
+        "rank", "score", "scene_id", "video_id", "video_name", "scene_index", "start", "end",
+        "timestamp", "thumbnail", "thumbnail_url", "stream_url", "caption", "transcript_snippet", "scores",
     }  # fmt: skip
     assert expected <= set(first)
+    assert "video_path" not in first and "thumbnail_path" not in first  # no server paths without --show-paths
     assert set(first["scores"]) == {"caption", "transcript", "text", "frame"}
     assert "rain" in first["transcript_snippet"].lower()
     assert client.get(first["thumbnail_url"]).headers["content-type"] == "image/jpeg"
@@ -84,7 +85,7 @@ def test_search_filters_by_video_and_time(client, speech_id):
         ("/search", {"q": "cat", "video": "x' OR '1'='1"}, 422),
         ("/search", {"q": "cat", "start": -5}, 422),
         ("/thumbnails/../../../etc/passwd", None, 404),
-        ("/thumbnails/..%2F..%2Fcatalog.sqlite", None, 404),
+        ("/thumbnails/..%2F..%2Fcatalog.sqlite", None, 400),
         ("/videos/unknown-0123456789", None, 404),
         ("/videos/x' OR '1'='1", None, 422),
         ("/videos/unknown-0123456789/stream", None, 404),
@@ -103,7 +104,7 @@ def test_filter_injection_in_the_query_text_is_just_text(client):
 
 
 def test_library_endpoints(client, speech_id, indexed_library):
-    videos = {v["video_name"]: v for v in client.get("/videos").json()}
+    videos = {v["video_name"]: v for v in client.get("/videos").json()["videos"]}
     assert set(videos) == {"speech.mp4", "cuts.mp4", "bikes.mp4", "장면 테스트 clip.mp4"}
     detail = client.get(f"/videos/{speech_id}").json()
     assert len(detail["scenes"]) == 3 and detail["scenes"][1]["thumbnail_urls"]
@@ -131,7 +132,7 @@ def test_describe_uses_only_the_span(client, speech_id, speech_clip):
 
 
 def test_describe_rejects_bad_spans_and_korean_on_lite(client, speech_id):
-    assert client.post("/describe", json={"video_id": speech_id, "start": 5, "end": 2}).status_code == 400
+    assert client.post("/describe", json={"video_id": speech_id, "start": 5, "end": 2}).status_code == 422
     assert client.post("/describe", json={"video_id": speech_id, "start": 500, "end": 600}).status_code == 400
     assert client.post("/describe", json={"video_id": "nope-0123456789", "start": 0, "end": 1}).status_code == 404
     korean = client.post("/describe", json={"video_id": speech_id, "start": 0, "end": 2, "language": "ko"})
@@ -161,8 +162,8 @@ def test_upload_checks_type_and_size_then_saves_into_the_watched_folder(client, 
     good_bytes = (Path(indexed_library["results"]["cuts.mp4"].path)).read_bytes()
     saved = client.post("/upload", files={"file": ("new <clip>.mp4", good_bytes, "video/mp4")})
     assert saved.status_code == 200, saved.text
-    target = Path(saved.json()["saved_as"])
-    assert target.parent == videos_dir / "uploads" and target.read_bytes() == good_bytes
+    target = videos_dir / "uploads" / saved.json()["saved_as"]  # a name: no server paths by default
+    assert target.read_bytes() == good_bytes
     assert "<" not in target.name
     assert not [p for p in videos_dir.rglob("*") if p.is_file() and p != target]  # nothing half-written
 
@@ -253,6 +254,8 @@ def test_cli_describe_span_only(speech_clip, monkeypatch, indexed_library):
 
 
 def test_uploads_leave_no_staging_files(indexed_library):
-    staging = resolve_paths(home=indexed_library["home"]).data_dir / "uploads"
+    paths = resolve_paths(home=indexed_library["home"])
+    staging = paths.data_dir / "uploads"
     assert not staging.exists() or not any(staging.iterdir())
+    assert not list((paths.videos_dir / "uploads").glob(".upload-*"))
     shutil.rmtree(staging, ignore_errors=True)

@@ -91,7 +91,9 @@ def test_status_api_and_library_page_list_failures(fuzzed, monkeypatch):
     assert {f["video_id"]: f["error"] for f in status["failed_videos"]} == {r.video_id: r.error for r in broken}
     text = CliRunner().invoke(main, ["status"]).output
     assert f"failed videos ({len(broken)}" in text and broken[0].error in text
-    client = TestClient(create_app(paths=resolve_paths(home=home), warm_up_in_background=False))
+    client = TestClient(
+        create_app(paths=resolve_paths(home=home), warm_up_in_background=False), base_url="http://localhost"
+    )
     assert {f["error"] for f in client.get("/failures").json()} == {r.error for r in broken}
     page = client.get("/library").text
     assert f"Failed videos ({len(broken)})" in page and "video_metadata" in page

@@ -15,6 +15,7 @@ from media import SPOKEN_SCENES
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "browser-test-token-0123456789"
 # As the machine's notes say: without these, headless Chromium tries to reach Google's hosts.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -31,7 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(indexed_library):
     port = _free_port()
-    env = {**os.environ, "TVING_HOME": str(indexed_library["home"])}
+    env = {**os.environ, "TVING_HOME": str(indexed_library["home"]), "TVING_API_TOKEN": TOKEN}
     process = subprocess.Popen(
         [sys.executable, "-m", "query_app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -44,7 +45,7 @@ def server(indexed_library):
         while True:
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:
                     if json.load(response)["status"] == "ready":
                         break
             except OSError:
@@ -60,14 +61,19 @@ def server(indexed_library):
 @pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
 )
-def test_search_page_plays_the_clicked_frame(server, tmp_path):
+def test_login_search_play_upload_and_describe(server, tmp_path, cuts_clip):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(server + "/")
+            page.goto(server + "/")  # with a token set, the pages ask to log in first
+            assert page.url.endswith("/login")
+            page.fill("input[name=token]", TOKEN)
+            page.click("[data-testid=login-form] button")
+            page.wait_for_url(server + "/")
+
             page.fill("#q", SPOKEN_SCENES[2].paraphrase)
             page.press("#q", "Enter")
             cards = page.locator("[data-testid=result-card]")
@@ -89,5 +95,25 @@ def test_search_page_plays_the_clicked_frame(server, tmp_path):
             current = page.evaluate("document.getElementById('player').currentTime")
             assert abs(current - timestamp) <= 0.5
             assert page.locator("#now-playing").inner_text().startswith(card.get_attribute("data-title")[:10])
+
+            page.goto(server + "/library")
+            upload = tmp_path / "browser upload.mp4"
+            shutil.copyfile(cuts_clip[0], upload)
+            page.set_input_files("#upload-file", str(upload))
+            page.click("#upload-form button[type=submit]")
+            page.wait_for_function("document.getElementById('upload-status').textContent.startsWith('Saved')")
+
+            page.goto(server + "/describe")
+            page.select_option("#video-select", index=1)
+            page.wait_for_function("document.getElementById('describe-player').readyState >= 1", timeout=20_000)
+            page.click("#describe-button")
+            page.wait_for_function(
+                "(() => { const t = document.getElementById('description').textContent;"
+                " return t && !t.startsWith('Describing'); })()",
+                timeout=60_000,
+            )
+            described = page.locator("#description").inner_text()
+            assert "frames at" in described and not described.startswith("Error"), described
+            page.screenshot(path=str(tmp_path / "describe.png"), full_page=True)
         finally:
             browser.close()

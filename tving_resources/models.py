@@ -20,14 +20,27 @@ class ModelCache:
         self._models: dict[str, Any] = {}
         self._loads: Counter[str] = Counter()
         self._lock = threading.RLock()
+        self._loading: dict[str, threading.Lock] = {}
 
     def get(self, key: str, loader: Callable[[], T]) -> T:
-        """The model cached under ``key``, loading it with ``loader`` the first time."""
+        """The model cached under ``key``, loading it with ``loader`` the first time.
+
+        A load holds only its own key's lock: a model that takes seconds to load (the web
+        server's describe models) never stalls a thread asking for another, loaded one.
+        """
         with self._lock:
-            if key not in self._models:
-                self._models[key] = loader()
+            if key in self._models:
+                return self._models[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:  # loaded by another thread meanwhile
+                    return self._models[key]
+            model = loader()
+            with self._lock:
+                self._models[key] = model
                 self._loads[key] += 1
-            return self._models[key]
+            return model
 
     def load_counts(self) -> dict[str, int]:
         with self._lock:

@@ -67,6 +67,7 @@ class ModelRuntime:
         self.models_dir = Path(self.config.models_dir or resolve_paths().models_dir).expanduser()
         self._handles: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self._role_locks: dict[str, threading.RLock] = {}
 
     # ----------------------------------------------------------------- devices
     @property
@@ -122,8 +123,13 @@ class ModelRuntime:
 
     # ------------------------------------------------------------------ models
     def _memo(self, role: str, build):
-        """One wrapper per role and runtime (the models under them are cached process-wide)."""
+        """One wrapper per role and runtime (the models under them are cached process-wide).
+        Building one role never blocks asking for another (per-role locks)."""
         with self._lock:
+            if role in self._handles:
+                return self._handles[role]
+            role_lock = self._role_locks.setdefault(role, threading.RLock())
+        with role_lock:
             if role not in self._handles:
                 self._handles[role] = build()
             return self._handles[role]

@@ -84,7 +84,7 @@ class WhisperRecognizer:
             "temperature": (0.0, 0.4, 0.8),
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
         }
-        audio = _decode_audio(path, clip)
+        audio = _decode_audio(path, clip)  # only the clip's seconds
         try:
             if self.batch_size > 1:
                 segments, info = self._batched_pipeline().transcribe(audio, batch_size=self.batch_size, **options)
@@ -119,15 +119,39 @@ def _looks_hallucinated(segment: Any) -> bool:
 
 
 def _decode_audio(path: str | Path, clip: tuple[float, float] | None):
-    """16 kHz mono float32 samples, cut to ``clip`` if given (faster-whisper's own decoder)."""
+    """16 kHz mono float32 samples of the file, or of ``clip`` = [start, end) seconds only (decoded
+    from the nearest earlier keyframe: a 2-hour film's span costs its own seconds, not the film's)."""
     import av
     from faster_whisper import decode_audio
 
     try:
-        samples = decode_audio(str(path), sampling_rate=16000)
+        if clip is None:
+            return decode_audio(str(path), sampling_rate=16000)
+        return _decode_span(str(path), *clip)
     except (av.error.FFmpegError, IndexError, ValueError) as exc:
         raise UnreadableVideoError(f"{Path(path).name}: cannot decode the audio track ({exc})") from exc
-    if clip is not None:
-        start, end = (max(0, round(t * 16000)) for t in clip)
-        samples = samples[start:end]
-    return samples
+
+
+def _decode_span(path: str, start: float, end: float, rate: int = 16000):
+    import av
+    import numpy as np
+
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        container.seek(int(max(0.0, start - 1.0) * av.time_base), backward=True)  # a little before
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        chunks, first = [], None
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            if first is None:
+                first = frame.time
+            if frame.time >= end:
+                break
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    if first is None:
+        return np.zeros(0, dtype=np.float32)
+    samples = np.concatenate(chunks).astype(np.float32) / 32768.0 if chunks else np.zeros(0, np.float32)
+    lo = max(0, round((start - first) * rate))
+    return samples[lo : max(lo, round((end - first) * rate))]
