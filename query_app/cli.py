@@ -397,26 +397,37 @@ def status(as_json: bool) -> None:
 
 # ---------------------------------------------------------------------------- eval
 @main.command("eval")
-@click.argument("labels", type=click.Path(exists=True, dir_okay=False))
+@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--build", "build_dir", type=click.Path(file_okay=False), help="Build, index and use the project's set here."
+)
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Write an HTML report with charts here.")
+@click.option("--no-tune", is_flag=True, help="Keep the configured fusion weights (no tuning half).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(labels: str, as_json: bool) -> None:
-    """Search quality on labelled queries (JSONL), per signal and per fusion method."""
-    from .evaluate import compare_methods, load_labels
+def evaluate(labels: str | None, build_dir: str | None, report_dir: str | None, no_tune: bool, as_json: bool) -> None:
+    """Search quality: recall@k and MRR per signal, language and kind; scene cuts; speech WER.
+
+    Either LABELS (a JSONL of your own queries over the current index), or --build DIR: the
+    project's labelled set, built from real media, indexed, then measured (test half)."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import evaluate_built_set, load_labels, summary
     from .search import SceneSearch
 
+    if not labels and not build_dir:
+        _fail("give a labels file, or --build DIR for the project's own labelled set")
     try:
-        queries = load_labels(labels)
-        table = compare_methods(SceneSearch(), queries)
+        if build_dir:
+            result = evaluate_built_set(Path(build_dir).resolve(), tune=not no_tune)
+        else:
+            result = run_evaluation(SceneSearch(), load_labels(labels), tune=not no_tune)
+        if report_dir:
+            from .eval_report import write_report
+
+            page = write_report(result, Path(report_dir))
+            click.echo(f"report: {page}", err=True)
     except TvingError as exc:
         _fail(str(exc))
-    if as_json:
-        _echo_json({name: scores.as_dict() for name, scores in table.items()})
-        return
-    click.echo(f"{len(queries)} labelled queries")
-    click.echo(f"{'method':<20} {'MRR':>6} {'hit@1':>6} {'recall@5':>9}")
-    for name, scores in table.items():
-        d = scores.as_dict()
-        click.echo(f"{name:<20} {d['mrr']:>6.3f} {d['hit@1']:>6.3f} {d['recall@5']:>9.3f}")
+    _echo_json(result.as_dict()) if as_json else click.echo(summary(result))
 
 
 # ---------------------------------------------------------------------------- demo

@@ -1,49 +1,69 @@
-"""Measure search quality on labelled queries, per signal and per fusion method.
+"""Search quality on labelled queries (``tving eval``): recall@1/5/10 and MRR, overall, per
+query language and kind, for each signal truly alone (candidates gathered by that signal only)
+and fused; fusion weights tuned on one half of the labels and reported on the other; scene cuts
+(precision, recall, F1) and speech (word error rate) when the labels carry them.
 
-The default fusion was chosen with this: on the project's labelled set (see
-``tests/test_search_quality.py``) each method is scored by mean reciprocal rank (MRR), hit@1 and
-recall@5, against each signal alone. ``tving eval LABELS.jsonl`` runs it on your own index.
+A labels file (JSONL) has one query per line::
 
-A labels file has one JSON object per line::
+    {"query": "a chef cooking pasta", "relevant": ["clip.mp4#2"], "language": "en", "kind": "spoken",
+     "split": "test"}
 
-    {"query": "a chef cooking pasta", "relevant": ["clip.mp4#2", "other-0123456789#0"]}
-
-where each relevant scene is ``<video file name or video id>#<scene index>``.
+where each relevant scene is ``<video file name or video id>#<scene index>``; ``language``,
+``kind`` and ``split`` are optional. The project's own labelled set is built by
+:mod:`query_app.eval_set` (``tving eval --build DIR``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tving_resources.errors import ConfigError
 
-from .search import FUSION_METHODS, FusionWeights, SceneSearch
+from .metrics import RetrievalScores, add_cut_scores, cut_scores, retrieval_scores, word_error_rate
+from .search import SIGNALS, FusionWeights, SceneSearch
 
-# Each signal alone (max over a single weighted signal), then every fusion method.
-SINGLE_SIGNALS = {
-    "caption only": FusionWeights(caption=1, transcript=0, text=0),
-    "transcript only": FusionWeights(caption=0, transcript=1, text=0),
-    "full-text only": FusionWeights(caption=0, transcript=0, text=1),
-}
+DEPTH = 10  # results looked at per query
+DEFAULT_WEIGHTS = FusionWeights()
+WEIGHT_GRID = (0.6, 0.8, 1.0)
 
 
 @dataclass(frozen=True)
 class LabelledQuery:
     query: str
     relevant: frozenset[str]  # "<video name or id>#<scene index>"
+    language: str = "en"
+    kind: str = "any"
+    split: str = "test"
 
 
 @dataclass
-class Scores:
-    mrr: float = 0.0
-    hit_at_1: float = 0.0
-    recall_at_5: float = 0.0
-    per_query: dict[str, float] = field(default_factory=dict)  # reciprocal rank per query
+class QueryOutcome:
+    query: LabelledQuery
+    rank: int | None
+    top: list[dict]  # the first results: video, scene, score, thumbnail
 
-    def as_dict(self) -> dict[str, float]:
-        return {"mrr": round(self.mrr, 3), "hit@1": round(self.hit_at_1, 3), "recall@5": round(self.recall_at_5, 3)}
+
+@dataclass
+class MethodReport:
+    name: str
+    overall: RetrievalScores
+    by_language: dict[str, RetrievalScores]
+    by_kind: dict[str, RetrievalScores]
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "overall": self.overall.as_dict(),
+            "by_language": {k: v.as_dict() for k, v in self.by_language.items()},
+            "by_kind": {k: v.as_dict() for k, v in self.by_kind.items()},
+        }
 
 
 def load_labels(path: str | Path) -> list[LabelledQuery]:
@@ -53,7 +73,15 @@ def load_labels(path: str | Path) -> list[LabelledQuery]:
             continue
         try:
             item = json.loads(line)
-            queries.append(LabelledQuery(item["query"], frozenset(item["relevant"])))
+            queries.append(
+                LabelledQuery(
+                    item["query"],
+                    frozenset(item["relevant"]),
+                    item.get("language", "en"),
+                    item.get("kind", "any"),
+                    item.get("split", "test"),
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{number}: expected {{'query': ..., 'relevant': [...]}} ({exc})") from exc
     if not queries:
@@ -61,34 +89,169 @@ def load_labels(path: str | Path) -> list[LabelledQuery]:
     return queries
 
 
-def score_method(engine: SceneSearch, queries: list[LabelledQuery], depth: int = 20) -> Scores:
-    scores = Scores()
+def _keys(result) -> set[str]:
+    return {f"{result.video_name}#{result.scene_index}", f"{result.video_id}#{result.scene_index}"}
+
+
+def run_queries(engine: SceneSearch, queries: Sequence[LabelledQuery], name: str = "fused") -> MethodReport:
+    outcomes, latencies = [], []
     for item in queries:
-        results = engine.search(item.query, k=depth).results
-        keys = [({f"{r.video_name}#{r.scene_index}", f"{r.video_id}#{r.scene_index}"}) for r in results]
-        ranks = [i for i, names in enumerate(keys, start=1) if names & item.relevant]
-        reciprocal = 1.0 / ranks[0] if ranks else 0.0
-        scores.per_query[item.query] = reciprocal
-        scores.mrr += reciprocal
-        scores.hit_at_1 += 1.0 if ranks and ranks[0] == 1 else 0.0
-        found = {name for names in keys[:5] for name in names} & item.relevant
-        scores.recall_at_5 += len(found) / len(item.relevant)
-    n = len(queries)
-    scores.mrr, scores.hit_at_1, scores.recall_at_5 = scores.mrr / n, scores.hit_at_1 / n, scores.recall_at_5 / n
-    return scores
+        started = time.perf_counter()
+        results = engine.search(item.query, k=DEPTH).results
+        latencies.append((time.perf_counter() - started) * 1000)
+        rank = next((i for i, r in enumerate(results, 1) if _keys(r) & item.relevant), None)
+        top = [
+            {"video": r.video_name, "scene": r.scene_index, "score": round(r.score, 3), "thumbnail": r.thumbnail_path,
+             "caption": r.caption}
+            for r in results[:5]
+        ]  # fmt: skip
+        outcomes.append(QueryOutcome(item, rank, top))
+    return _report(name, outcomes, latencies)
 
 
-def compare_methods(engine: SceneSearch, queries: list[LabelledQuery]) -> dict[str, Scores]:
-    """Scores of every single signal and every fusion method, on the same engine and index."""
-    original = (engine.fusion, engine.weights)
-    results: dict[str, Scores] = {}
+def _report(name: str, outcomes: list[QueryOutcome], latencies: list[float]) -> MethodReport:
+    by_language: dict[str, list] = defaultdict(list)
+    by_kind: dict[str, list] = defaultdict(list)
+    for o in outcomes:
+        by_language[o.query.language].append(o.rank)
+        by_kind[o.query.kind].append(o.rank)
+    return MethodReport(
+        name,
+        retrieval_scores([o.rank for o in outcomes]),
+        {k: retrieval_scores(v) for k, v in sorted(by_language.items())},
+        {k: retrieval_scores(v) for k, v in sorted(by_kind.items())},
+        outcomes,
+        latencies,
+    )
+
+
+def _configure(engine: SceneSearch, signals: Sequence[str], weights: FusionWeights, fusion: str = "max"):
+    engine.signals, engine.weights, engine.fusion = tuple(signals), weights, fusion
+
+
+def compare(engine: SceneSearch, queries: Sequence[LabelledQuery], weights: FusionWeights) -> dict[str, MethodReport]:
+    """Each signal alone (it alone gathers and scores the candidates), then the fusion methods."""
+    saved = (engine.signals, engine.weights, engine.fusion)
+    reports: dict[str, MethodReport] = {}
     try:
-        for name, weights in SINGLE_SIGNALS.items():
-            engine.fusion, engine.weights = "max", weights
-            results[name] = score_method(engine, queries)
-        for method in FUSION_METHODS:
-            engine.fusion, engine.weights = method, FusionWeights()
-            results[f"fusion: {method}"] = score_method(engine, queries)
+        for signal in SIGNALS:
+            alone = FusionWeights(**{s: (1.0 if s == signal else 0.0) for s in SIGNALS})
+            _configure(engine, (signal,), alone)
+            reports[f"{signal} alone"] = run_queries(engine, queries, f"{signal} alone")
+        for method in ("max", "sum", "rrf"):
+            _configure(engine, SIGNALS, weights, method)
+            reports[f"fused ({method})"] = run_queries(engine, queries, f"fused ({method})")
     finally:
-        engine.fusion, engine.weights = original
-    return results
+        engine.signals, engine.weights, engine.fusion = saved
+    return reports
+
+
+def tune_weights(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> tuple[FusionWeights, float]:
+    """The weights (max fusion) with the best MRR on ``queries`` (the tuning half)."""
+    saved = (engine.signals, engine.weights, engine.fusion)
+    best, best_mrr = DEFAULT_WEIGHTS, -1.0
+    try:
+        for caption, transcript, text in itertools.product(WEIGHT_GRID, repeat=3):
+            weights = FusionWeights(caption=caption, transcript=transcript, text=text)
+            _configure(engine, SIGNALS, weights)
+            mrr = run_queries(engine, queries).overall.mrr
+            if mrr > best_mrr + 1e-9:
+                best, best_mrr = weights, mrr
+    finally:
+        engine.signals, engine.weights, engine.fusion = saved
+    return best, best_mrr
+
+
+@dataclass
+class Evaluation:
+    weights: FusionWeights
+    tune_mrr: float
+    methods: dict[str, MethodReport]  # on the test half
+    cuts: dict | None = None
+    speech: dict | None = None
+    indexing_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "weights": self.weights.__dict__,
+            "tune_mrr": self.tune_mrr,
+            "methods": {k: v.as_dict() for k, v in self.methods.items()},
+            "cuts": self.cuts,
+            "speech": self.speech,
+            "indexing_seconds": self.indexing_seconds,
+        }
+
+
+def evaluate(engine: SceneSearch, queries: Sequence[LabelledQuery], tune: bool = True) -> Evaluation:
+    tune_half = [q for q in queries if q.split == "tune"]
+    test_half = [q for q in queries if q.split != "tune"] or list(queries)
+    weights, tune_mrr = tune_weights(engine, tune_half) if tune and tune_half else (engine.weights, 0.0)
+    return Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
+
+
+def summary(evaluation: Evaluation) -> str:
+    lines = [
+        f"fusion weights tuned on the tuning half: {evaluation.weights.__dict__} (MRR {evaluation.tune_mrr:.3f} there)",
+        "test half:",
+        f"  {'method':<16} {'queries':>7} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}   R@5 by language / by kind",
+    ]
+    for name, report in evaluation.methods.items():
+        o = report.overall
+        langs = " ".join(f"{k} {v.recall[5]:.2f}" for k, v in report.by_language.items())
+        kinds = " ".join(f"{k} {v.recall[5]:.2f}" for k, v in report.by_kind.items())
+        lines.append(
+            f"  {name:<16} {o.queries:>7} {o.recall[1]:>6.3f} {o.recall[5]:>6.3f} {o.recall[10]:>6.3f} "
+            f"{o.mrr:>6.3f}   {langs} / {kinds}"
+        )
+    if evaluation.cuts:
+        c = evaluation.cuts
+        lines.append(
+            f"scene cuts at {c['tolerance_s']} s: precision {c['precision']} recall {c['recall']} F1 {c['f1']}"
+        )
+    if evaluation.speech:
+        lines.append(
+            f"speech: word error rate {evaluation.speech['wer']} over {evaluation.speech['sentences']} sentences"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_built_set(folder: Path, tune: bool = True) -> Evaluation:
+    """Build the project's labelled set in ``folder`` (reused when there), index it with the
+    current profile into ``folder/home`` (unchanged videos are not recomputed), and evaluate."""
+    from tving_assets.definitions import build_resources  # the indexing goes through Dagster
+    from tving_assets.indexing import index_videos
+    from tving_resources.config import resolve_paths
+    from tving_resources.resources import TvingSettings
+
+    from .eval_set import build
+
+    built = build(folder)
+    home = folder / "home"
+    resources = build_resources(settings=TvingSettings(home=str(home)))
+    results = index_videos([str(p) for p in built.clips.values()], resources)
+    failed = [f"{r.path}: {r.error}" for r in results if not r.ok]
+    if failed:
+        raise ConfigError(f"the evaluation set did not index: {failed}")
+    seconds: dict[str, float] = defaultdict(float)
+    for r in results:
+        for stage, value in r.stage_seconds.items():
+            seconds[stage] += value
+    engine = SceneSearch(paths=resolve_paths(home=home))
+    queries = [
+        LabelledQuery(q.text, frozenset({f"{q.clip}.mp4#{q.scene}"}), q.language, q.kind, q.split)
+        for q in built.queries
+    ]
+    evaluation = evaluate(engine, queries, tune=tune)
+    evaluation.indexing_seconds = {k: round(v, 2) for k, v in seconds.items()}
+    by_name = {Path(r.path).name: r.video_id for r in results}
+    rows = {clip: engine.store.scenes_of(by_name[f"{clip}.mp4"], ["scene_index", "start", "transcript"])
+            for clip in built.clips}  # fmt: skip
+    tolerance = 0.25
+    cuts = add_cut_scores(
+        [cut_scores([r["start"] for r in rows[c][1:]], built.cuts[c], tolerance) for c in built.clips]
+    )
+    evaluation.cuts = {"tolerance_s": tolerance, **cuts.as_dict()}
+    pairs = [(sentence, rows[clip][scene]["transcript"]) for clip, said in built.sentences.items()
+             for scene, sentence in said if scene < len(rows[clip])]  # fmt: skip
+    evaluation.speech = {"sentences": len(pairs), "wer": word_error_rate([a for a, _ in pairs], [b for _, b in pairs])}
+    return evaluation

@@ -34,9 +34,10 @@ from tving_resources.store import AnnSettings, SceneFilter, SceneStore
 # What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [
     "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
-    "keyframe_times", "thumbnails",
+    "ocr_text", "keyframe_times", "thumbnails",
 ]  # fmt: skip
 SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
+SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
 SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
 log = logging.getLogger("tving.search")
 MAX_QUERY_CHARS = 500
@@ -102,6 +103,7 @@ class SearchResult:
     thumbnail_path: str  # absolute path on this machine
     caption: str
     transcript_snippet: str
+    onscreen_text: str  # text read on the scene's frames
     scores: dict[str, float]  # per signal: caption, transcript, text, frame
 
     def to_dict(self) -> dict:
@@ -172,6 +174,7 @@ class SceneSearch:
         weights: FusionWeights | None = None,
         candidates: int = 30,
         ann: AnnSettings | None = None,
+        signals: Sequence[str] = SIGNALS,
     ):
         if fusion not in FUSION_METHODS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
@@ -182,6 +185,10 @@ class SceneSearch:
         self.weights = weights or FusionWeights()
         self.candidates = candidates
         self.ann = ann or AnnSettings()
+        unknown = set(signals) - set(SIGNALS)
+        if unknown or not signals:
+            raise QueryError(f"signals must be among {', '.join(SIGNALS)}")
+        self.signals = tuple(signals)  # which signals gather candidates (all three, or one for evaluation)
         self._store: SceneStore | None = None
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tving-search")
         # The matrix products here are small; OpenBLAS's threads would then spin-wait on both cores
@@ -246,7 +253,11 @@ class SceneSearch:
         texts = [t for t, _ in translated]
         n = max(self.candidates, 4 * max(r.k for r in requests))
         store = self.store.snapshot()  # every read of this batch sees one version of the table
-        text_jobs = [self._pool.submit(store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
+        text_jobs = (
+            [self._pool.submit(store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
+            if "text" in self.signals
+            else []
+        )
         text_encoder, frame_encoder = self.runtime.text_encoder(), self.runtime.frame_encoder()
         qvecs = text_encoder.encode_queries(texts)
         # lite frame vectors live in the text encoder's space: the query vector serves both
@@ -279,8 +290,9 @@ class SceneSearch:
             for i, request in enumerate(batch.requests)
         ]
         picked = {row_id for picks in ranked for row_id, _, _ in picks}
-        shown, shown_position = self._take_rows(batch.store, picked, SHOW_COLUMNS)
-        shown_rows = shown.select(DISPLAY_COLUMNS).to_pylist()
+        present = set(batch.store.table().schema.names)  # tables from before a column was added lack it
+        shown, shown_position = self._take_rows(batch.store, picked, [c for c in SHOW_COLUMNS if c in present])
+        shown_rows = shown.select([c for c in DISPLAY_COLUMNS if c in present]).to_pylist()
         frames = shown.column("frame_vectors").combine_chunks()
         timings["rank"] = _ms(clock)
         timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
@@ -309,7 +321,7 @@ class SceneSearch:
         vector_jobs = [
             (members, self._pool.submit(store.vector_search_batch, column, batch.qvecs[members], batch.n, where))
             for where, members in groups.items()
-            for column in ("caption_vector", "transcript_vector")
+            for column in (f"{signal}_vector" for signal in ("caption", "transcript") if signal in self.signals)
         ]
         hits: list[list] = [[] for _ in batch.requests]
         for members, job in vector_jobs:
@@ -399,6 +411,7 @@ class SceneSearch:
             thumbnail_path=str(self.paths.artifacts_dir / thumbnails[frame]) if thumbnails[frame] else "",
             caption=row["caption"],
             transcript_snippet=snippet(row["transcript"], query),
+            onscreen_text=row.get("ocr_text") or "",
             scores={k: round(v, 4) for k, v in signals.items()},
         )
 

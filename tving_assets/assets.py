@@ -17,6 +17,7 @@ from tving_resources.lifecycle import commit_video
 from tving_resources.pipeline import (
     KeyframeSet,
     SceneCaptions,
+    SceneTexts,
     SceneVectors,
     build_scene_rows,
     caption_scenes,
@@ -26,6 +27,7 @@ from tving_resources.pipeline import (
     embed_scenes,
     extract_keyframes,
     model_stamp,
+    read_scene_texts,
     segment_video,
 )
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
@@ -149,6 +151,42 @@ def keyframes(
     )
 
 
+@dg.asset(**_per_video, **CPU_STEP, deps=[keyframes], kinds={"tesseract"})
+def onscreen_text(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
+) -> dg.MaterializeResult:
+    """Text on screen (titles, captions, signs) read from each scene's middle keyframe with
+    Tesseract (Korean + English); lines under the confidence floor are dropped."""
+    stage = VideoStage("ocr", context, settings, models, lancedb)
+    video, runtime = stage.video, models.runtime
+    with stage.guard():
+        chain = video.lineage("keyframes")
+        detection = video.load("scenes", SceneDetection, chain["scenes"])
+        frames = video.load("keyframes", KeyframeSet, chain["keyframes"])
+        reader = runtime.text_reader()
+        produced = stage.produce(
+            {"keyframes": chain["keyframes"]},
+            runtime.stage_params("ocr"),
+            lambda _out, _final: (
+                read_scene_texts(detection, frames, reader, stage.artifacts.base, runtime.config.ocr_frames_per_scene)
+                if reader is not None
+                else SceneTexts.empty(len(detection.scenes))
+            ),
+            SceneTexts,
+        )
+    texts = produced.value
+    found = [(i, t) for i, t in enumerate(texts.texts) if t]
+    sample = "\n".join(f"| {i} | {t.replace(chr(10), ' / ')[:120]} |" for i, t in found[:10])
+    return dg.MaterializeResult(
+        metadata=stage.metadata(
+            produced,
+            scenes_with_text=len(found),
+            model=texts.model_id,
+            sample=dg.MetadataValue.md(f"| scene | text |\n|---|---|\n{sample}"),
+        )
+    )
+
+
 @dg.asset(**_per_video, **GPU_STEP, deps=[video_metadata], kinds={"whisper"})
 def transcript(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
@@ -223,7 +261,13 @@ def captions(
     )
 
 
-@dg.asset(**_per_video, **GPU_STEP, deps=[captions], kinds={"numpy"}, check_specs=[VECTORS_ARE_FINITE_UNIT_NORM])
+@dg.asset(
+    **_per_video,
+    **GPU_STEP,
+    deps=[captions, onscreen_text],
+    kinds={"numpy"},
+    check_specs=[VECTORS_ARE_FINITE_UNIT_NORM],
+)
 def scene_vectors(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -232,8 +276,14 @@ def scene_vectors(
     video, runtime = stage.video, models.runtime
     with stage.guard():
         chain = video.lineage("captions")
+        ocr_key = video.key_of("ocr")
+        if video.record("ocr", ocr_key).inputs.get("keyframes") != chain["keyframes"]:
+            raise MissingArtifactError(
+                f"{stage.video_id}: the on-screen text and the captions come from different keyframes; "
+                "materialize onscreen_text (or the whole index_video job) again"
+            )
         produced = stage.produce(
-            {"captions": chain["captions"], "keyframes": chain["keyframes"]},
+            {"captions": chain["captions"], "keyframes": chain["keyframes"], "ocr": ocr_key},
             runtime.stage_params("vectors"),
             lambda _out, _final: embed_scenes(
                 video.load("captions", SceneCaptions, chain["captions"]),
@@ -241,6 +291,7 @@ def scene_vectors(
                 runtime.text_encoder(),
                 runtime.frame_encoder(),
                 stage.artifacts.base,
+                video.load("ocr", SceneTexts, ocr_key),
             ),
             SceneVectors,
         )
@@ -283,7 +334,8 @@ def scene_rows(
             stamp = model_stamp(models.profile_name, vectors, scene_captions, speech)
             detection = video.load("scenes", SceneDetection, chain["scenes"])
             frames = video.load("keyframes", KeyframeSet, chain["keyframes"])
-            return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp)
+            texts = video.load("ocr", SceneTexts, chain["ocr"])
+            return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp, texts)
 
         produced = stage.produce({"vectors": chain["vectors"]}, {"schema": SCHEMA_VERSION}, build, pa.Table)
         detection = video.load("scenes", SceneDetection, chain["scenes"])
@@ -365,4 +417,6 @@ def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.Materi
     )
 
 
-VIDEO_STAGES = (video_metadata, scenes, keyframes, transcript, captions, scene_vectors, scene_rows, scene_index)
+VIDEO_STAGES = (
+    video_metadata, scenes, keyframes, onscreen_text, transcript, captions, scene_vectors, scene_rows, scene_index
+)  # fmt: skip

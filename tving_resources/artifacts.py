@@ -43,12 +43,13 @@ from .ids import is_video_id
 
 T = TypeVar("T")
 
-STAGES = ("video", "scenes", "keyframes", "transcript", "captions", "vectors", "rows")
+STAGES = ("video", "scenes", "keyframes", "ocr", "transcript", "captions", "vectors", "rows")
 # The Dagster asset that produces each stage's results (for messages a user can act on).
 STAGE_ASSETS = {
     "video": "video_metadata",
     "scenes": "scenes",
     "keyframes": "keyframes",
+    "ocr": "onscreen_text",
     "transcript": "transcript",
     "captions": "captions",
     "vectors": "scene_vectors",

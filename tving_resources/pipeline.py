@@ -68,6 +68,19 @@ class SceneCaptions:
 
 
 @dataclass(frozen=True)
+class SceneTexts:
+    """On-screen text per scene (empty strings where none was read), and what read it."""
+
+    model_id: str
+    texts: tuple[str, ...]
+    confidences: tuple[float, ...]
+
+    @classmethod
+    def empty(cls, scenes: int, model_id: str = "off") -> SceneTexts:
+        return cls(model_id, ("",) * scenes, (0.0,) * scenes)
+
+
+@dataclass(frozen=True)
 class SceneVectors:
     caption: np.ndarray  # (scenes, text_dim)
     transcript: np.ndarray  # (scenes, text_dim); zero rows where a scene has no speech
@@ -115,6 +128,25 @@ def extract_keyframes(
     return KeyframeSet(settings.per_scene, tuple(frames))
 
 
+def read_scene_texts(
+    detection: SceneDetection, keyframes: KeyframeSet, reader, thumbnails_root: Path, frames_per_scene: int = 1
+) -> SceneTexts:
+    """Each scene's on-screen text from its middle keyframe(s) (titles and captions stay up for
+    seconds: the middle frames see them; reading every keyframe costs a Tesseract pass each)."""
+    from .ocr import scene_text
+
+    texts, confidences = [], []
+    for scene in detection.scenes:
+        frames = keyframes.of_scene(scene.index)
+        middle = len(frames) // 2
+        chosen = frames[max(0, middle - frames_per_scene // 2) :][:frames_per_scene]
+        results = reader.read([load_rgb(thumbnails_root / f.thumbnail) for f in chosen])
+        texts.append(scene_text(results))
+        kept = [r.confidence for r in results if r.lines]
+        confidences.append(round(sum(kept) / len(kept), 1) if kept else 0.0)
+    return SceneTexts(reader.model_id, tuple(texts), tuple(confidences))
+
+
 def scene_transcripts(detection: SceneDetection, transcript: Transcript) -> list[str]:
     return [transcript.text_between(s.start, s.end) for s in detection.scenes]
 
@@ -149,14 +181,24 @@ def caption_scenes(
     return SceneCaptions(captioner.model_id, tuple(results))
 
 
+def caption_with_text(caption: str, onscreen: str) -> str:
+    """What the caption vector embeds: what is seen, and the text written on screen."""
+    return f"{caption}\nOn screen: {' / '.join(onscreen.splitlines())}" if onscreen else caption
+
+
 def embed_scenes(
     captions: SceneCaptions,
     keyframes: KeyframeSet,
     text_encoder: TextEncoder,
     frame_encoder: FrameEncoder,
     thumbnails_root: Path,
+    onscreen: SceneTexts | None = None,
 ) -> SceneVectors:
-    caption_vecs = text_encoder.encode_passages([c.caption for c in captions.scenes])
+    """Caption vectors (what is seen, with the on-screen text), transcript vectors, frame vectors."""
+    onscreen = onscreen or SceneTexts.empty(len(captions.scenes))
+    caption_vecs = text_encoder.encode_passages(
+        [caption_with_text(c.caption, t) for c, t in zip(captions.scenes, onscreen.texts, strict=True)]
+    )
     transcript_vecs = text_encoder.encode_passages([c.transcript for c in captions.scenes])
     k = keyframes.per_scene
     if frame_encoder.uses_frame_descriptions:
@@ -188,11 +230,13 @@ def build_scene_rows(
     captions: SceneCaptions,
     vectors: SceneVectors,
     stamp: ModelStamp,
+    onscreen: SceneTexts | None = None,
 ) -> pa.Table:
     """The LanceDB rows of one video, in the shared schema."""
     now = datetime.now(UTC)
+    onscreen = onscreen or SceneTexts.empty(len(detection.scenes))
     rows = []
-    for scene, cap in zip(detection.scenes, captions.scenes, strict=True):
+    for scene, cap, text in zip(detection.scenes, captions.scenes, onscreen.texts, strict=True):
         frames = keyframes.of_scene(scene.index)
         rows.append(
             {
@@ -206,7 +250,8 @@ def build_scene_rows(
                 "end": scene.end,
                 "caption": cap.caption,
                 "transcript": cap.transcript,
-                "search_text": f"{cap.caption}\n{cap.transcript}".strip(),
+                "ocr_text": text,
+                "search_text": "\n".join(t for t in (cap.caption, cap.transcript, text) if t),
                 "language": transcript.language,
                 "has_transcript": bool(cap.transcript),
                 "caption_vector": vectors.caption[scene.index],
@@ -219,6 +264,7 @@ def build_scene_rows(
                 "text_model": vectors.text_model,
                 "frame_model": vectors.frame_model,
                 "speech_model": transcript.model_id,
+                "ocr_model": onscreen.model_id,
                 "indexed_at": now,
             }
         )

@@ -130,6 +130,14 @@ class ModelRuntimeResource(dg.ConfigurableResource):
     speech_batch_size: int = Field(default=0, description=">1: faster-whisper's batched pipeline")
     trust_remote_code: bool = Field(default=False, description="allow captioners with their own code (InternVL)")
     model_overrides: dict[str, str] = Field(default_factory=dict, description="role -> model id or folder")
+    ocr: bool = Field(
+        default=RuntimeConfig.ocr, description="read on-screen text with Tesseract (off: faster, no text)"
+    )
+    ocr_languages: str = Field(default=RuntimeConfig.ocr_languages, description="Tesseract languages, e.g. kor+eng")
+    ocr_min_confidence: float = Field(
+        default=RuntimeConfig.ocr_min_confidence, description="text lines read with less confidence are dropped"
+    )
+    ocr_frames_per_scene: int = RuntimeConfig.ocr_frames_per_scene
 
     @cached_property
     def runtime(self) -> ModelRuntime:
@@ -150,6 +158,10 @@ class ModelRuntimeResource(dg.ConfigurableResource):
                 speech_batch_size=self.speech_batch_size,
                 trust_remote_code=self.trust_remote_code,
                 model_overrides=overrides,
+                ocr=self.ocr,
+                ocr_languages=self.ocr_languages,
+                ocr_min_confidence=self.ocr_min_confidence,
+                ocr_frames_per_scene=self.ocr_frames_per_scene,
             )
         )
 

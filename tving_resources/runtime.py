@@ -51,6 +51,10 @@ class RuntimeConfig:
     speech_beam_size: int | None = None  # None: 1 on CPU, 5 on GPU
     trust_remote_code: bool = False  # InternVL-style captioners ship their own code
     model_overrides: dict[str, str] = field(default_factory=dict)  # role -> model id or folder
+    ocr: bool = True  # read on-screen text (Tesseract); off: no cost, no text
+    ocr_languages: str = "kor+eng"
+    ocr_min_confidence: float = 75.0  # per text line, 0-100
+    ocr_frames_per_scene: int = 1  # the middle keyframe(s)
 
 
 class ModelRuntime:
@@ -119,7 +123,9 @@ class ModelRuntime:
                 "max_new_tokens": c.caption_max_new_tokens,
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model},
-        }.get(stage, {})
+            "ocr": {"enabled": c.ocr, "languages": c.ocr_languages, "min_confidence": c.ocr_min_confidence,
+                    "frames_per_scene": c.ocr_frames_per_scene},
+        }.get(stage, {})  # fmt: skip
 
     # ------------------------------------------------------------------ models
     def _memo(self, role: str, build):
@@ -142,6 +148,21 @@ class ModelRuntime:
 
     def text_encoder(self):
         return self._memo("text_encoder", self._build_text_encoder)
+
+    def text_reader(self):
+        """The on-screen text reader (Tesseract), or None when OCR is off."""
+        if not self.config.ocr:
+            return None
+
+        def build():
+            from .ocr import TextReader
+
+            key = f"ocr:tesseract:{self.config.ocr_languages}"
+            reader = MODEL_CACHE.get(key, lambda: TextReader(self.config.ocr_languages))
+            reader.min_confidence = self.config.ocr_min_confidence
+            return reader
+
+        return self._memo("text_reader", build)
 
     def frame_encoder(self):
         return self._memo("frame_encoder", self._build_frame_encoder)

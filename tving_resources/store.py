@@ -126,6 +126,7 @@ def scene_schema(stamp: ModelStamp) -> pa.Schema:
             pa.field("end", pa.float64()),
             pa.field("caption", pa.string()),
             pa.field("transcript", pa.string()),
+            pa.field("ocr_text", pa.string()),
             pa.field(FTS_COLUMN, pa.string()),
             pa.field("language", pa.string()),
             pa.field("has_transcript", pa.bool_()),
@@ -139,6 +140,7 @@ def scene_schema(stamp: ModelStamp) -> pa.Schema:
             pa.field("text_model", pa.string()),
             pa.field("frame_model", pa.string()),
             pa.field("speech_model", pa.string()),
+            pa.field("ocr_model", pa.string()),
             pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
         ],
         metadata=stamp.to_metadata(),
@@ -218,6 +220,8 @@ class SceneStore:
             if self.exists():
                 table = self.db.open_table(self.table_name)
                 self._check_stamp(table, writing=create)
+                if create:
+                    _add_missing_columns(table, scene_schema(self.stamp))
                 self._table = table
             elif create:
                 self._table = self._create()
@@ -276,7 +280,7 @@ class SceneStore:
         if ids - {video_id}:
             raise ValueError(f"rows of other videos in replace_video({video_id!r}): {sorted(ids)}")
         table = self.table(create=True)
-        rows = rows.cast(table.schema)
+        rows = rows.select(table.schema.names).cast(table.schema)
 
         def commit():
             (
@@ -488,6 +492,20 @@ def refresh_all_indexes(uri: str, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> l
         for name in list_table_names(db)
         if name.startswith("scenes_")
     ]
+
+
+def _add_missing_columns(table, schema: pa.Schema) -> None:
+    """Columns added to the schema since a table was created (on-screen text, ...) are added to it,
+    empty, before the first write with the new schema: an upgrade never needs a new table."""
+    missing = [f for f in schema if f.name not in table.schema.names]
+    if not missing:
+        return
+    if any(not pa.types.is_string(f.type) for f in missing):
+        names = ", ".join(f.name for f in missing)
+        raise StoreError(
+            f"table {table.name!r} lacks columns {names} that cannot be added empty; re-index into a new table"
+        )
+    _retry_on_conflict(lambda: table.add_columns({f.name: "CAST('' AS STRING)" for f in missing}))
 
 
 def list_table_names(db) -> list[str]:
