@@ -270,6 +270,28 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+# ------------------------------------------------------------------------ export
+@main.command("export")
+@click.argument("video")
+@click.option("--format", "fmt", type=click.Choice(["srt", "vtt", "csv", "json", "edl"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
+def export_command(video: str, fmt: str, output: str | None) -> None:
+    """Export an indexed VIDEO (id or path): its transcript as subtitles (srt, vtt), or its scene
+    list with captions for editing tools (csv, json, edl)."""
+    from tving_resources.config import resolve_paths
+    from tving_resources.export import export, load_indexed_video
+    from tving_resources.profiles import get_profile
+
+    try:
+        text = export(load_indexed_video(resolve_paths(), get_profile().name, video), fmt)
+    except TvingError as exc:
+        _fail(str(exc))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 # ---------------------------------------------------------------------------- ui
 @main.command()
 @click.option("--port", default=3000, show_default=True, type=int)

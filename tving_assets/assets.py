@@ -12,7 +12,7 @@ import dagster as dg
 import pyarrow as pa
 
 from tving_resources.catalog import FileState
-from tving_resources.errors import MissingArtifactError, VideoMissingError
+from tving_resources.errors import ConfigError, MissingArtifactError, VideoMissingError
 from tving_resources.lifecycle import commit_video
 from tving_resources.pipeline import (
     KeyframeSet,
@@ -34,6 +34,8 @@ from tving_resources.resources import LanceDBResource, ModelRuntimeResource, Tvi
 from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
 from tving_resources.store import SCHEMA_VERSION
+from tving_resources.subtitles import MODES as SUBTITLE_MODES
+from tving_resources.subtitles import sidecar_signature, transcribe_with_subtitles
 from tving_resources.video import VideoInfo, fingerprint_file, probe_video
 
 from .checks import (
@@ -196,10 +198,14 @@ def transcript(
     with stage.guard():
         video_key = stage.video.key_of("video")
         info = stage.video.load("video", VideoInfo, video_key)
+        mode = settings.subtitles
+        if mode not in SUBTITLE_MODES:
+            raise ConfigError(f"subtitles must be one of {', '.join(SUBTITLE_MODES)}, not {mode!r}")
+        inputs = {"video": video_key, "sidecars": sidecar_signature(info.path) if mode != "off" else ""}
         produced = stage.produce(
-            {"video": video_key},
-            models.runtime.stage_params("transcript"),
-            lambda _out, _final: models.runtime.speech().transcribe(info.path, has_audio=info.has_audio),
+            inputs,
+            {**models.runtime.stage_params("transcript"), "subtitles": mode},
+            lambda _out, _final: transcribe_with_subtitles(info, models.runtime, mode),
             Transcript,
         )
     result = produced.value

@@ -9,6 +9,7 @@ confidence floor are dropped, so texture and noise in a photo do not become text
 from __future__ import annotations
 
 import glob
+import locale
 import os
 import re
 import threading
@@ -53,6 +54,7 @@ class TextReader:
     def __init__(self, languages: str = DEFAULT_LANGUAGES, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
         import tesserocr
 
+        _c_numeric_locale()
         self.languages = languages
         self.min_confidence = min_confidence
         self.model_id = f"tesseract-lstm:{languages}"
@@ -74,7 +76,10 @@ class TextReader:
         lines: list[tuple[tuple[int, int], str]] = []  # (top, left) of a text line, its text
         confidences = []
         with self._lock:
-            self._api.SetImage(image)
+            _c_numeric_locale()
+            # raw grey bytes: SetImage(PIL) goes through PNG in memory, which fails (and aborts the
+            # process) when another library loaded a different zlib first (seen under pytest)
+            self._api.SetImageBytes(image.tobytes(), image.width, image.height, 1, image.width)
             self._api.Recognize()
             level = tesserocr.RIL.TEXTLINE  # lines keep Tesseract's own spacing (Korean words whole)
             for line in tesserocr.iterate_level(self._api.GetIterator(), level):
@@ -90,6 +95,13 @@ class TextReader:
                 confidences.append(confidence)
         text = "\n".join(text for _, text in sorted(lines))
         return FrameText(text, round(sum(confidences) / len(confidences), 1) if confidences else 0.0, len(confidences))
+
+
+def _c_numeric_locale() -> None:
+    """Tesseract aborts the process unless LC_NUMERIC is "C" (a library that set the user's
+    locale meanwhile, such as a test runner or a GUI toolkit, would otherwise kill the run)."""
+    if locale.setlocale(locale.LC_NUMERIC) != "C":
+        locale.setlocale(locale.LC_NUMERIC, "C")
 
 
 def _join_syllables(tokens: list[str]) -> str:

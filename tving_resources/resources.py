@@ -40,6 +40,10 @@ class TvingSettings(dg.ConfigurableResource):
     exclude_last_seconds: float = SceneSettings.exclude_last_seconds
     keyframes_per_scene: int | None = Field(default=None, description="default: the profile's (3 lite, 8 full)")
     thumbnail_max_side: int = KeyframeSettings.max_side
+    subtitles: str = Field(
+        default="beside",
+        description="subtitles in the file or beside it (clip.srt, clip.ko.srt): beside speech, instead of it, or off",
+    )
     sensor_settle_seconds: float = Field(
         default=WatchSettings.settle_seconds, description="files modified more recently are being copied: wait"
     )

@@ -15,6 +15,7 @@ class TranscriptSegment:
     start: float
     end: float
     text: str
+    source: str = "speech"  # or "subtitles:<file or stream>"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Transcript:
     def text_between(self, start: float, end: float) -> str:
         """The text of every segment that overlaps [start, end)."""
         return " ".join(s.text for s in self.segments if s.end > start and s.start < end).strip()
+
+    def sources_between(self, start: float, end: float) -> str:
+        """Where the text of [start, end) came from: "speech", "subtitles", "speech+subtitles" or ""."""
+        kinds = {s.source.split(":", 1)[0] for s in self.segments if s.end > start and s.start < end}
+        return "+".join(k for k in ("speech", "subtitles") if k in kinds)
 
     @classmethod
     def silent(cls, model_id: str) -> Transcript:

@@ -14,6 +14,7 @@ schema metadata records the models that wrote it; a reader or writer with other 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,28 @@ SCHEMA_VERSION = "1"
 _META_PREFIX = "tving."
 TEXT_COLUMNS = ("caption_vector", "transcript_vector")
 FTS_COLUMN = "search_text"
+# The same text again, indexed by character 2- and 3-grams: Korean words carry their particles
+# ("날씨가", "서울에") and make compounds, which word tokens never match; n-grams do.
+NGRAM_FTS_COLUMN = "search_text_ngram"
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+
+
+def fts_configs() -> dict[str, Any]:
+    from lancedb.index import FTS
+
+    return {
+        FTS_COLUMN: FTS(),
+        NGRAM_FTS_COLUMN: FTS(
+            base_tokenizer="ngram", ngram_min_length=2, ngram_max_length=3, stem=False, remove_stop_words=False
+        ),
+    }
+
+
+def fts_column_for(text: str) -> str:
+    """The full-text index a query goes to: n-grams for Korean, words (stemmed) otherwise."""
+    return NGRAM_FTS_COLUMN if _HANGUL.search(text) else FTS_COLUMN
+
+
 SCALAR_COLUMNS = ("scene_id", "video_id")
 # Below this many rows an exact (flat) vector search is fast enough and an ANN index not worth it.
 DEFAULT_ANN_MIN_ROWS = 5_000
@@ -127,7 +150,9 @@ def scene_schema(stamp: ModelStamp) -> pa.Schema:
             pa.field("caption", pa.string()),
             pa.field("transcript", pa.string()),
             pa.field("ocr_text", pa.string()),
+            pa.field("transcript_source", pa.string()),
             pa.field(FTS_COLUMN, pa.string()),
+            pa.field(NGRAM_FTS_COLUMN, pa.string()),
             pa.field("language", pa.string()),
             pa.field("has_transcript", pa.bool_()),
             pa.field("caption_vector", text_vec),
@@ -248,14 +273,13 @@ class SceneStore:
         return snap
 
     def _create(self):
-        from lancedb.index import FTS
-
         table = self.db.create_table(self.table_name, schema=scene_schema(self.stamp), exist_ok=True)
         self._check_stamp(table, writing=True)
-        # An FTS index made while the table is empty: rows added later are searched too (unindexed
-        # rows are scanned) until the search_index asset folds them into the index.
+        # FTS indexes made while the table is empty: rows added later are searched too (unindexed
+        # rows are scanned) until the search_index asset folds them into the indexes.
         if not table.list_indices():
-            table.create_index(FTS_COLUMN, config=FTS(), replace=True)
+            for column, config in fts_configs().items():
+                table.create_index(column, config=config, replace=True)
         return table
 
     def _check_stamp(self, table, writing: bool) -> None:
@@ -378,7 +402,11 @@ class SceneStore:
     def text_search(self, text: str, limit: int, where: str | None = None, columns: Sequence[str] = ()) -> pa.Table:
         """Full-text (BM25) matches over caption + transcript: ``scene_id``, ``_rowid``, ``bm25``
         and ``columns``. Query syntax is not interpreted: the text is matched as words."""
-        query = self.table().search(text, query_type="fts", fts_columns=FTS_COLUMN).limit(limit).with_row_id(True)
+        table = self.table()
+        column = fts_column_for(text)
+        if column not in table.schema.names:  # a table from before the n-gram column
+            column = FTS_COLUMN
+        query = table.search(text, query_type="fts", fts_columns=column).limit(limit).with_row_id(True)
         query = query.select(list(dict.fromkeys(["scene_id", *columns, "_score"])))
         if where:
             query = query.where(where, prefilter=True)
@@ -450,7 +478,7 @@ def delete_video_everywhere(uri: str, video_id: str) -> int:
 def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
     """Build missing indexes (full-text always; ANN on the text vectors once the table has
     ``ann_min_rows`` rows), fold new rows into existing indexes, and compact the table."""
-    from lancedb.index import FTS, IvfHnswSq
+    from lancedb.index import IvfHnswSq
 
     started = time.perf_counter()
     existing = {tuple(i.columns) for i in table.list_indices()}
@@ -459,9 +487,10 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
     # Every step may lose a commit race to a concurrent writer (a video replaced meanwhile):
     # it is then redone on the new version, as LanceDB asks ("retryable commit conflict").
     retry = {"attempts": _MAINTENANCE_RETRIES}
-    if (FTS_COLUMN,) not in existing:
-        _retry_on_conflict(lambda: table.create_index(FTS_COLUMN, config=FTS(), replace=True), **retry)
-        built.append(FTS_COLUMN)
+    for column, config in fts_configs().items():
+        if (column,) not in existing and column in table.schema.names:
+            _retry_on_conflict(lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry)
+            built.append(column)
     for column in SCALAR_COLUMNS:  # id lookups and video filters without a full scan
         if (column,) not in existing:
             _retry_on_conflict(lambda c=column: table.create_scalar_index(c, index_type="BTREE", replace=True), **retry)

@@ -9,6 +9,7 @@ as a media player does; only a file with no decodable frame at all is rejected.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ class FrameReader:
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], max_side: int | None = None, threads: int = 2):
-        import decord  # native extension; imported on use
+        decord = import_decord()
 
         self.path = str(path)
         self.name = Path(self.path).name
@@ -184,7 +185,7 @@ class FrameReader:
 
     def frames_at(self, times: Sequence[float]) -> list[np.ndarray]:
         """RGB uint8 frames at ``times`` (any order, repeats allowed), decoded in sorted order."""
-        import decord
+        decord = import_decord()
 
         if self._reader is not None:
             try:
@@ -202,6 +203,17 @@ class FrameReader:
             batch = self._reader.get_batch(chunk).asnumpy()
             decoded.update(zip(chunk, batch, strict=True))
         return [decoded[i] for i in indices]
+
+
+def import_decord():
+    """decord, imported after tesserocr: decord's wheel ships zlib 1.2.3, and when it is loaded
+    first its symbols serve the libpng of Tesseract (OCR), which then aborts the process ("bad
+    parameters to zlib"). Loaded the other way round, each keeps its own."""
+    with contextlib.suppress(ImportError):
+        import tesserocr  # noqa: F401
+    import decord
+
+    return decord
 
 
 def _pyav_frames_at(path: str, times: Sequence[float], out_size: tuple[int, int] | None) -> list[np.ndarray]:
