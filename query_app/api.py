@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import logging
 import os
 import shutil
@@ -239,7 +240,13 @@ def create_app(
         return JSONResponse(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
 
     async def run_search(
-        q: str, k: int, video: list[str] | None, start: float | None, end: float | None, per_video: int | None
+        q: str,
+        k: int,
+        video: list[str] | None,
+        start: float | None,
+        end: float | None,
+        per_video: int | None,
+        min_score: float | None = None,
     ) -> dict[str, Any]:
         require_ready()
         if len(video or ()) > MAX_FILTER_IDS:
@@ -250,7 +257,7 @@ def create_app(
         try:
             # Concurrent searches are answered in batches (much cheaper per query on a small CPU).
             future = state.batcher.submit(
-                q, k=k, video_ids=tuple(video or ()), start=start, end=end, per_video=per_video
+                q, k=k, video_ids=tuple(video or ()), start=start, end=end, per_video=per_video, min_score=min_score
             )
             response = await asyncio.wait_for(asyncio.wrap_future(future), timeout=SEARCH_TIMEOUT_S)
         except QueryError as exc:
@@ -279,10 +286,13 @@ def create_app(
             float | None, Query(gt=0, le=MAX_SECONDS, allow_inf_nan=False, description="scenes starting before (s)")
         ] = None,
         per_video: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
+        min_score: Annotated[
+            float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default: the profile's")
+        ] = None,
     ) -> JSONResponse:
         """Top-k frames for a query. (Returned as a plain JSON response: FastAPI's generic
         encoder costs more CPU per query than the rest of the request handling.)"""
-        return JSONResponse(await run_search(q, k, video, start, end, per_video))
+        return JSONResponse(await run_search(q, k, video, start, end, per_video, min_score))
 
     @app.post("/describe", tags=["video-to-text"])
     async def describe(request: DescribeRequest) -> dict[str, Any]:
@@ -411,14 +421,63 @@ def create_app(
 
     # -------------------------------------------------------------- pages
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def search_page(request: Request, q: str = "", k: int = 5) -> HTMLResponse:
+    async def search_page(request: Request, q: str = "", k: int = 5, similar: str = "") -> HTMLResponse:
         context: dict[str, Any] = {"q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search"}
-        if q.strip():
-            try:
+        try:
+            if similar:
+                context.update(await run_similar(None, similar[:100], max(1, min(k, MAX_K)), None))
+            elif q.strip():
                 context.update(await run_search(q[:MAX_QUERY_CHARS], max(1, min(k, MAX_K)), None, None, None, None))
-            except HTTPException as exc:
-                context["error"] = exc.detail
+        except HTTPException as exc:
+            context["error"] = exc.detail
         return templates.TemplateResponse(request, "search.html", context)
+
+    @app.post("/", response_class=HTMLResponse, include_in_schema=False)
+    async def image_search_page(request: Request, image: Annotated[UploadFile, File()]) -> HTMLResponse:
+        context: dict[str, Any] = {"q": "", "results": None, "error": None, "page": "search"}
+        try:
+            context.update(await run_similar(await _read_image(image), None, 5, None))
+        except HTTPException as exc:
+            context["error"] = exc.detail
+        return templates.TemplateResponse(request, "search.html", context)
+
+    async def run_similar(image: Any, scene: str | None, k: int, min_score: float | None) -> dict[str, Any]:
+        from .similar import SimilarSearch
+
+        require_ready()
+        similar = SimilarSearch(state.search)
+        try:
+            if image is not None:
+                response = await run_in_threadpool(similar.by_image, image, k=k, min_score=min_score)
+            else:
+                response = await run_in_threadpool(similar.by_scene, scene, k=k, min_score=min_score)
+        except QueryError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        payload = response.to_dict()
+        for result in payload["results"]:
+            result["thumbnail_url"] = thumbnail_url(result["thumbnail"])
+            result["stream_url"] = f"/videos/{result['video_id']}/stream"
+        return public(payload)
+
+    @app.post("/search/image", tags=["search"])
+    async def search_image(
+        file: Annotated[UploadFile, File(description="an image (JPEG, PNG, WebP)")],
+        k: Annotated[int, Form(ge=1, le=MAX_K)] = 5,
+        min_score: Annotated[float | None, Form(ge=0, le=1, allow_inf_nan=False)] = None,
+    ) -> dict[str, Any]:
+        """Frames that look like an image (lite: its labels; full: its CLIP embedding)."""
+        return await run_similar(await _read_image(file), None, k, min_score)
+
+    @app.get("/search/similar", tags=["search"])
+    async def search_similar(
+        scene: Annotated[str, Query(max_length=80, description="a scene id from a result: <video id>:<5 digits>")],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+        min_score: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
+    ) -> dict[str, Any]:
+        """More like this: scenes whose frames look like the given scene's (it is left out)."""
+        return await run_similar(None, scene, k, min_score)
 
     @app.get("/describe", response_class=HTMLResponse, include_in_schema=False)
     def describe_page(request: Request) -> HTMLResponse:
@@ -466,6 +525,26 @@ def create_app(
         return response
 
     return app
+
+
+MAX_IMAGE_BYTES = 20 * 2**20
+
+
+async def _read_image(file: UploadFile):
+    """An uploaded image, decoded (and checked) before any model sees it."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = await file.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise HTTPException(status_code=413, detail=f"images are limited to {MAX_IMAGE_BYTES // 2**20} MB")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise HTTPException(status_code=415, detail="not a readable image (JPEG, PNG or WebP)") from exc
+    if image.width * image.height > 50_000_000:
+        raise HTTPException(status_code=413, detail="image larger than 50 megapixels")
+    return image.convert("RGB")
 
 
 def failed_videos(paths: Paths) -> list:

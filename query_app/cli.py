@@ -150,7 +150,12 @@ def remove(videos: tuple[str, ...], missing: bool, force: bool, as_json: bool) -
 
 # -------------------------------------------------------------------------- search
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False), help="Search by this image.")
+@click.option("--similar", "similar_to", help="Scenes like this scene id (<video id>:<5 digits>).")
+@click.option(
+    "--min-score", type=click.FloatRange(0, 1), help="Leave out results scoring less (default: the profile's)."
+)
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50), help="Results to return.")
 @click.option("--video", "video_ids", multiple=True, help="Only these video ids (repeatable).")
 @click.option("--start", type=float, help="Only scenes ending after this time (seconds).")
@@ -158,13 +163,32 @@ def remove(videos: tuple[str, ...], missing: bool, force: bool, as_json: bool) -
 @click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video.")
 @click.option("--fusion", type=click.Choice(["max", "sum", "rrf"]), help="Score fusion method.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def search(query, k, video_ids, start, end, per_video, fusion, as_json) -> None:
-    """Top-k frames for a natural-language QUERY (Korean or English)."""
+def search(query, image_path, similar_to, min_score, k, video_ids, start, end, per_video, fusion, as_json) -> None:
+    """Top-k frames for a natural-language QUERY (Korean or English), an --image, or scenes
+    --similar to one."""
     from .search import QueryError, SceneSearch
 
+    if sum(x is not None for x in (query, image_path, similar_to)) != 1:
+        _fail("give exactly one of: a QUERY, --image FILE, --similar SCENE_ID")
+    options = {"k": k, "video_ids": video_ids, "start": start, "end": end, "per_video": per_video,
+               "min_score": min_score}  # fmt: skip
     try:
         engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
-        response = engine.search(query, k=k, video_ids=video_ids, start=start, end=end, per_video=per_video)
+        if query is not None:
+            response = engine.search(query, **options)
+        else:
+            from PIL import Image, UnidentifiedImageError
+
+            from .similar import SimilarSearch
+
+            if image_path:
+                try:
+                    with Image.open(image_path) as image:
+                        response = SimilarSearch(engine).by_image(image, **options)
+                except (UnidentifiedImageError, OSError) as exc:
+                    _fail(f"{image_path}: not a readable image ({exc})")
+            else:
+                response = SimilarSearch(engine).by_scene(similar_to, **options)
     except (QueryError, TvingError) as exc:
         _fail(str(exc))
     if as_json:
@@ -175,7 +199,7 @@ def search(query, k, video_ids, start, end, per_video, fusion, as_json) -> None:
         header += f' (translated: "{response.query_used}")'
     click.secho(header, bold=True)
     if not response.results:
-        click.echo("  no matching scenes")
+        click.echo("  no good match (nothing scored above the minimum score)")
     for r in response.results:
         click.echo(
             f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{_fmt_time(r.start)}-{_fmt_time(r.end)}]"
@@ -184,6 +208,8 @@ def search(query, k, video_ids, start, end, per_video, fusion, as_json) -> None:
         click.echo(f"    caption: {r.caption}")
         if r.transcript_snippet:
             click.echo(f'    speech:  "{r.transcript_snippet}"')
+        if r.onscreen_text:
+            click.echo(f"    on screen: {' / '.join(r.onscreen_text.splitlines())}")
         click.echo("    signals: " + "  ".join(f"{k} {v:.3f}" for k, v in r.scores.items()))
         click.echo(f"    frame:   {r.thumbnail_path}")
         click.echo(f"    video:   {r.video_path}  (id {r.video_id})")

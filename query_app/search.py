@@ -38,6 +38,9 @@ DISPLAY_COLUMNS = [
 ]  # fmt: skip
 SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
 SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
+# Below this fused score a result is not shown ("no good match"), per profile: chosen with
+# `tving eval` (README, "Search quality"): it keeps every relevant result of the tuning half.
+DEFAULT_MIN_SCORE = {"lite": 0.0, "full": 0.0}
 SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
 log = logging.getLogger("tving.search")
 MAX_QUERY_CHARS = 500
@@ -142,6 +145,7 @@ class SearchRequest:
     k: int
     where: str | None
     per_video: int | None
+    min_score: float = 0.0  # results scoring less are left out ("no good match")
 
 
 @dataclass
@@ -220,8 +224,10 @@ class SceneSearch:
         start: float | None = None,
         end: float | None = None,
         per_video: int | None = None,
+        min_score: float | None = None,
     ) -> SearchRequest:
-        """Validate a query and its options; raises :class:`QueryError` with a readable message."""
+        """Validate a query and its options; raises :class:`QueryError` with a readable message.
+        ``min_score`` None: the profile's default (:data:`DEFAULT_MIN_SCORE`)."""
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty")
@@ -231,11 +237,15 @@ class SceneSearch:
             raise QueryError(f"k must be between 1 and {MAX_K}")
         if per_video is not None and per_video < 1:
             raise QueryError("per_video must be at least 1")
+        if min_score is None:
+            min_score = DEFAULT_MIN_SCORE.get(self.runtime.profile.name, 0.0)
+        if not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
+            raise QueryError("min_score must be between 0 and 1")
         try:
             where = SceneFilter(tuple(video_ids), start, end).to_where()
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
-        return SearchRequest(query, k, where, per_video)
+        return SearchRequest(query, k, where, per_video, min_score)
 
     def search(self, query: str, **options: Any) -> SearchResponse:
         """One query; ``options`` are those of :meth:`prepare` (k, video_ids, start, end, per_video)."""
@@ -370,6 +380,8 @@ class SceneSearch:
         picks: list[tuple[int, float, dict[str, float]]] = []
         per_video_count: dict[str, int] = {}
         for i in np.argsort(-fused, kind="stable"):
+            if fused[i] < request.min_score:
+                break  # sorted: every later one scores less
             video_id = video_ids[rows_at[i]]
             if request.per_video and per_video_count.get(video_id, 0) >= request.per_video:
                 continue

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .errors import ModelNotAvailableError
 
+READER_VERSION = 2  # part of the stored results' key: bump when what is read changes
 DEFAULT_LANGUAGES = "kor+eng"
 DEFAULT_MIN_CONFIDENCE = 75.0  # line confidence; noise read from photos scored 55-74 (measured)
 _MIN_SIDE = 600  # small frames are enlarged first: Tesseract reads larger text better (measured)
@@ -88,7 +89,7 @@ class TextReader:
                 except RuntimeError:  # an empty region
                     continue
                 confidence = line.Confidence(level)
-                if confidence < self.min_confidence or sum(c.isalnum() for c in text) < 2:
+                if confidence < self.min_confidence or not _worth_keeping(text):
                     continue
                 left, top, *_ = line.BoundingBox(level) or (0, 0)
                 lines.append(((top, left), text))
@@ -102,6 +103,11 @@ def _c_numeric_locale() -> None:
     locale meanwhile, such as a test runner or a GUI toolkit, would otherwise kill the run)."""
     if locale.setlocale(locale.LC_NUMERIC) != "C":
         locale.setlocale(locale.LC_NUMERIC, "C")
+
+
+def _worth_keeping(text: str) -> bool:
+    """At least three letters or digits, or two Hangul syllables: "ii" read off a photo is noise."""
+    return sum(c.isalnum() for c in text) >= 3 or sum(bool(_HANGUL_SYLLABLE.match(c)) for c in text) >= 2
 
 
 def _join_syllables(tokens: list[str]) -> str:

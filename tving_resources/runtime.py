@@ -124,7 +124,7 @@ class ModelRuntime:
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model},
             "ocr": {"enabled": c.ocr, "languages": c.ocr_languages, "min_confidence": c.ocr_min_confidence,
-                    "frames_per_scene": c.ocr_frames_per_scene},
+                    "frames_per_scene": c.ocr_frames_per_scene, "reader": _ocr_version()},
         }.get(stage, {})  # fmt: skip
 
     # ------------------------------------------------------------------ models
@@ -357,6 +357,12 @@ class ModelRuntime:
         if str(dtype) != "torch.float32":
             model = model.to(dtype)
         return model.eval(), preprocess, tokenizer
+
+
+def _ocr_version() -> int:
+    from .ocr import READER_VERSION
+
+    return READER_VERSION
 
 
 def _open_clip_source(model_id: str, models_dir: Path):

@@ -29,6 +29,21 @@ document.querySelectorAll("[data-testid=result-card]").forEach((card) => {
   card.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
 });
 
+// ---- search page: an image dropped (or chosen) is searched for at once
+const dropZone = document.getElementById("drop-zone");
+if (dropZone) {
+  const imageInput = document.getElementById("image-file");
+  const submit = () => document.getElementById("image-form").submit();
+  imageInput.addEventListener("change", () => { if (imageInput.files[0]) submit(); });
+  dropZone.addEventListener("dragover", (e) => { e.preventDefault(); dropZone.classList.add("over"); });
+  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
+  dropZone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dropZone.classList.remove("over");
+    if (e.dataTransfer.files.length) { imageInput.files = e.dataTransfer.files; submit(); }
+  });
+}
+
 // ---- describe page
 const describePlayer = document.getElementById("describe-player");
 if (describePlayer) {
