@@ -189,6 +189,13 @@ QUERIES = (
     Q("third day of training camp", "en", "onscreen", "training_camp", 1),
     Q("concert doors open at 7", "en", "onscreen", "concert_news", 0),
     Q("공연 시작 시간 안내", "ko", "onscreen", "concert_news", 2),
+    # Korean words with particles and compounds that the cards write otherwise
+    Q("서울의 날씨 소식", "ko", "onscreen", "city_weather", 2),
+    Q("박물관 입장료가 무료", "ko", "onscreen", "space_museum", 1),
+    Q("대표팀이 결승에 진출", "ko", "onscreen", "football_night", 2),
+    Q("내일은 비가 온대요", "ko", "onscreen", "city_weather", 2),
+    Q("오늘 메뉴는 비빔밥", "ko", "onscreen", "bakery_visit", 1),
+    Q("일곱 시에 공연 시작", "ko", "onscreen", "concert_news", 2),
     Q("fish sold at half price", "en", "onscreen", "market_day", 1),
     # what is seen
     Q("a cup of espresso", "en", "visual", "morning_cafe", 0),

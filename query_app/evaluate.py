@@ -162,6 +162,27 @@ def tune_weights(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> tuple
     return best, best_mrr
 
 
+def korean_full_text(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict[str, dict]:
+    """Korean queries, full-text alone, through each index: word tokens (what English needs) and
+    character n-grams (what Korean particles and compounds need)."""
+    from tving_resources.store import FTS_COLUMN, NGRAM_FTS_COLUMN
+
+    korean = [q for q in queries if q.language == "ko"]
+    out = {}
+    for label, column in (("words", FTS_COLUMN), ("n-grams", NGRAM_FTS_COLUMN)):
+        ranks = []
+        for q in korean:
+            found = engine.store.text_search(
+                q.query, DEPTH, None, ["video_name", "video_id", "scene_index"], column=column
+            )
+            names, ids = found.column("video_name").to_pylist(), found.column("video_id").to_pylist()
+            scenes = found.column("scene_index").to_pylist()
+            keys = [{f"{n}#{i}", f"{v}#{i}"} for n, v, i in zip(names, ids, scenes, strict=True)]
+            ranks.append(next((j for j, k in enumerate(keys, 1) if k & q.relevant), None))
+        out[label] = retrieval_scores(ranks).as_dict()
+    return out
+
+
 @dataclass
 class Evaluation:
     weights: FusionWeights
@@ -169,6 +190,7 @@ class Evaluation:
     methods: dict[str, MethodReport]  # on the test half
     cuts: dict | None = None
     speech: dict | None = None
+    korean_full_text: dict | None = None
     indexing_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -178,6 +200,7 @@ class Evaluation:
             "methods": {k: v.as_dict() for k, v in self.methods.items()},
             "cuts": self.cuts,
             "speech": self.speech,
+            "korean_full_text": self.korean_full_text,
             "indexing_seconds": self.indexing_seconds,
         }
 
@@ -186,7 +209,9 @@ def evaluate(engine: SceneSearch, queries: Sequence[LabelledQuery], tune: bool =
     tune_half = [q for q in queries if q.split == "tune"]
     test_half = [q for q in queries if q.split != "tune"] or list(queries)
     weights, tune_mrr = tune_weights(engine, tune_half) if tune and tune_half else (engine.weights, 0.0)
-    return Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
+    evaluation = Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
+    evaluation.korean_full_text = korean_full_text(engine, test_half)
+    return evaluation
 
 
 def summary(evaluation: Evaluation) -> str:
@@ -207,6 +232,13 @@ def summary(evaluation: Evaluation) -> str:
         c = evaluation.cuts
         lines.append(
             f"scene cuts at {c['tolerance_s']} s: precision {c['precision']} recall {c['recall']} F1 {c['f1']}"
+        )
+    if evaluation.korean_full_text:
+        k = evaluation.korean_full_text
+        words, grams = k["words"], k["n-grams"]
+        lines.append(
+            f"Korean queries, full-text alone: word tokens R@5 {words['recall@5']:.3f} MRR {words['mrr']:.3f}; "
+            f"n-grams R@5 {grams['recall@5']:.3f} MRR {grams['mrr']:.3f}"
         )
     if evaluation.speech:
         lines.append(

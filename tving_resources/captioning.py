@@ -60,13 +60,15 @@ def _article(noun: str) -> str:
     return "an" if lowered[:1] in "aeiou" else "a"
 
 
-def labels_sentence(labels: Sequence[str], prefix: str = "A scene showing") -> str:
-    """['tabby', 'tiger cat', 'Egyptian cat'] -> 'A scene showing a tabby, a tiger cat and an Egyptian cat.'"""
+def labels_sentence(labels: Sequence[str], prefix: str = "A scene showing", broader: Sequence[str] = ()) -> str:
+    """['tabby', 'tiger cat', 'Egyptian cat'] -> 'A scene showing a tabby, a tiger cat and an Egyptian cat.'
+    With ``broader`` names: '... (a domestic cat, a cat, a feline).'"""
     phrases = [f"{_article(label)} {label}" for label in labels]
     if not phrases:
         return f"{prefix} nothing recognisable."
     body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return f"{prefix} {body}."
+    extra = [f"{_article(name)} {name}" for name in dict.fromkeys(broader) if name not in labels]
+    return f"{prefix} {body}" + (f" ({', '.join(extra)})." if extra else ".")
 
 
 def imagenet_tensor(images: Sequence[Image.Image], size: int = 224) -> np.ndarray:
@@ -86,9 +88,21 @@ def imagenet_tensor(images: Sequence[Image.Image], size: int = 224) -> np.ndarra
 class ImageLabelCaptioner:
     """Lite captioner: ImageNet labels of the frames, averaged per scene, as a sentence."""
 
-    def __init__(self, model: Any, model_id: str, device: str = "cpu", batch_size: int = 32, top_k: int = 3):
+    def __init__(
+        self,
+        model: Any,
+        model_id: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+        top_k: int = 3,
+        hypernyms: bool = True,
+    ):
+        from .wordnet import available
+
+        self.hypernyms = hypernyms and available()  # WordNet installed (Debian's wordnet-base) and timm's ids
         self.model = model
-        self.model_id = model_id
+        self.base_model_id = model_id
+        self.model_id = model_id + ("+wordnet" if self.hypernyms else "")
         self.device = device
         self.batch_size = batch_size
         self.top_k = top_k
@@ -110,6 +124,14 @@ class ImageLabelCaptioner:
     def top_labels(self, probs: np.ndarray) -> list[str]:
         return [self.class_names[i] for i in np.argsort(-probs)[: self.top_k]]
 
+    def broader(self, probs: np.ndarray) -> list[str]:
+        """WordNet names above the top label ("tabby" -> a cat, a feline): what people search for."""
+        if not self.hypernyms:
+            return []
+        from .wordnet import broader_names
+
+        return list(broader_names(int(np.argmax(probs)), limit=3))
+
     def caption(self, scenes: Sequence[SceneFrames]) -> list[CaptionResult]:
         images = [image for scene in scenes for image in scene.images]
         probs = self.classify(images) if images else np.zeros((0, len(self.class_names)), np.float32)
@@ -117,7 +139,10 @@ class ImageLabelCaptioner:
         for scene in scenes:
             scene_probs = probs[offset : offset + len(scene.images)]
             offset += len(scene.images)
-            frames = tuple(labels_sentence(self.top_labels(p), "A frame showing") for p in scene_probs)
-            labels = self.top_labels(scene_probs.mean(axis=0)) if len(scene_probs) else []
-            results.append(CaptionResult(labels_sentence(labels), frames))
+            frames = tuple(labels_sentence(self.top_labels(p), "A frame showing", self.broader(p)) for p in scene_probs)
+            mean = scene_probs.mean(axis=0) if len(scene_probs) else None
+            labels = self.top_labels(mean) if mean is not None else []
+            results.append(
+                CaptionResult(labels_sentence(labels, broader=self.broader(mean) if mean is not None else ()), frames)
+            )
         return results

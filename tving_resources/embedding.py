@@ -95,7 +95,8 @@ class DescriptionFrameEncoder:
         self.text_encoder = text_encoder
         self.captioner = captioner
         self.dim = text_encoder.dim
-        self.model_id = f"{captioner.model_id} labels + {text_encoder.model_id}"
+        # the space is the text encoder's: how the labels are worded (WordNet names or not) is not part of it
+        self.model_id = f"{getattr(captioner, 'base_model_id', captioner.model_id)} labels + {text_encoder.model_id}"
 
     def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray:
         return self.text_encoder.encode_passages(descriptions)

@@ -359,6 +359,12 @@ class ModelRuntime:
         return model.eval(), preprocess, tokenizer
 
 
+def _wordnet() -> bool:
+    from .wordnet import available
+
+    return available()
+
+
 def _ocr_version() -> int:
     from .ocr import READER_VERSION
 

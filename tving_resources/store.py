@@ -113,9 +113,8 @@ class ModelStamp:
         return None
 
     def write_mismatch(self, other: ModelStamp) -> str | None:
-        for field in ("caption_model", "speech_model"):
-            if getattr(self, field) != getattr(other, field):
-                return f"{field} is {getattr(self, field)!r} in the index but {getattr(other, field)!r} here"
+        """Only the vector space decides who may write: rows from another captioner or speech model
+        (a new LoRA adapter, another whisper) are ordinary rows, each recording its models."""
         return self.query_mismatch(other)
 
 
@@ -399,11 +398,13 @@ class SceneStore:
             )
         return self.table().take_row_ids(list(row_ids)).select(list(columns)).with_row_id().to_arrow()
 
-    def text_search(self, text: str, limit: int, where: str | None = None, columns: Sequence[str] = ()) -> pa.Table:
+    def text_search(
+        self, text: str, limit: int, where: str | None = None, columns: Sequence[str] = (), column: str | None = None
+    ) -> pa.Table:
         """Full-text (BM25) matches over caption + transcript: ``scene_id``, ``_rowid``, ``bm25``
         and ``columns``. Query syntax is not interpreted: the text is matched as words."""
         table = self.table()
-        column = fts_column_for(text)
+        column = column or fts_column_for(text)
         if column not in table.schema.names:  # a table from before the n-gram column
             column = FTS_COLUMN
         query = table.search(text, query_type="fts", fts_columns=column).limit(limit).with_row_id(True)
