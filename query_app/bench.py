@@ -22,7 +22,7 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def run_index_benchmark(paths: list[Path] | None = None) -> dict:
+def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> dict:
     """Index ``paths`` (default: the PyPI sample videos) into a fresh temporary home.
 
     Model loading is done first and reported apart; the speed is seconds of video per second of
@@ -40,9 +40,11 @@ def run_index_benchmark(paths: list[Path] | None = None) -> dict:
 
         imports = time.perf_counter() - started
         runtime = ModelRuntime()
-        load = runtime.warm_up(("speech", "captioner", "text_encoder", "frame_encoder"))
+        load = runtime.warm_up(("speech", "captioner", "text_encoder", "frame_encoder", "text_reader"))
         started = time.perf_counter()
-        results = index_videos([str(v) for v in videos], build_resources())
+        from tving_resources.resources import ModelRuntimeResource
+
+        results = index_videos([str(v) for v in videos], build_resources(models=ModelRuntimeResource(ocr=ocr)))
         wall = time.perf_counter() - started
     failed = [r for r in results if not r.ok]
     video_seconds = sum(r.duration for r in results if r.ok)

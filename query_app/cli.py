@@ -573,12 +573,13 @@ def bench(ctx: click.Context, profile_name: str | None, tiny: bool) -> None:
 
 @bench.command("index")
 @click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--no-ocr", is_flag=True, help="Without on-screen text (to see what OCR costs).")
 @click.option("--json", "as_json", is_flag=True)
-def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
+def bench_index(paths: tuple[str, ...], no_ocr: bool, as_json: bool) -> None:
     """Index PATHS (default: the sample videos) into a fresh temporary home; report speed and memory."""
     from .bench import run_index_benchmark
 
-    report = run_index_benchmark([Path(p) for p in paths] or None)
+    report = run_index_benchmark([Path(p) for p in paths] or None, ocr=not no_ocr)
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
@@ -587,12 +588,23 @@ def bench_index(paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("--queries", default=200, show_default=True)
 @click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the table here.")
 @click.option("--index", "configs", multiple=True, help="Candidate indexes (default: ivf_pq, ivf_hnsw_sq, ivf_rq).")
+@click.option("--probes", default="20,50,100", show_default=True, help="nprobes values to try.")
+@click.option("--refines", default="1,10", show_default=True, help="refine factors to try.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_ann(rows: int, queries: int, db_dir: str | None, configs: tuple[str, ...], as_json: bool) -> None:
+def bench_ann(
+    rows: int, queries: int, db_dir: str | None, configs: tuple[str, ...], probes: str, refines: str, as_json: bool
+) -> None:
     """Choose the ANN index by measurement: recall@10 against exact search, latency, build time, size."""
     from .bench_ann import CANDIDATES, run_ann_benchmark
 
-    report = run_ann_benchmark(rows=rows, queries=queries, db_dir=db_dir, configs=configs or tuple(CANDIDATES))
+    report = run_ann_benchmark(
+        rows=rows,
+        queries=queries,
+        db_dir=db_dir,
+        configs=configs or tuple(CANDIDATES),
+        probes=tuple(int(p) for p in probes.split(",")),
+        refines=tuple(int(r) for r in refines.split(",")),
+    )
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 

@@ -215,6 +215,17 @@ QUERIES = (
 )
 
 
+# About nothing in the set: a good minimum score answers these with "no good match".
+NO_MATCH_QUERIES = (
+    "quantum chromodynamics lecture on the blackboard",
+    "a knitting pattern for wool socks",
+    "고대 이집트 피라미드 건설",
+    "an underwater volcano erupting",
+    "주식 시장 폭락 분석",
+    "a violin repair workshop",
+)
+
+
 def labelled_queries() -> list[LabelledQuery]:
     """Every query with its split: alternately tune and test within each kind and language."""
     seen: dict[tuple[str, str], int] = {}
@@ -242,6 +253,15 @@ class BuiltSet:
             "queries": [asdict(q) for q in self.queries],
         }
         manifest.write_text(json.dumps(payload, ensure_ascii=False, indent=1))
+        # the queries alone, in the labels format `tving eval LABELS` and the search_quality asset read
+        (self.folder / "labels.jsonl").write_text(
+            "".join(
+                json.dumps({"query": q.text, "relevant": [f"{q.clip}.mp4#{q.scene}"], "language": q.language,
+                            "kind": q.kind, "split": q.split}, ensure_ascii=False) + "\n"
+                for q in self.queries
+            ),
+            encoding="utf-8",
+        )  # fmt: skip
         return manifest
 
     @classmethod

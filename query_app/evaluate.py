@@ -47,6 +47,7 @@ class QueryOutcome:
     query: LabelledQuery
     rank: int | None
     top: list[dict]  # the first results: video, scene, score, thumbnail
+    hit_score: float | None = None  # the fused score of the relevant result, when found
 
 
 @dataclass
@@ -105,7 +106,7 @@ def run_queries(engine: SceneSearch, queries: Sequence[LabelledQuery], name: str
              "caption": r.caption}
             for r in results[:5]
         ]  # fmt: skip
-        outcomes.append(QueryOutcome(item, rank, top))
+        outcomes.append(QueryOutcome(item, rank, top, results[rank - 1].score if rank else None))
     return _report(name, outcomes, latencies)
 
 
@@ -162,6 +163,31 @@ def tune_weights(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> tuple
     return best, best_mrr
 
 
+def choose_min_score(
+    engine: SceneSearch, tune_half: Sequence[LabelledQuery], test_half: Sequence[LabelledQuery], nonsense: Sequence[str]
+) -> dict:
+    """The minimum score: the 5th percentile of the relevant results' scores on the tuning half
+    (it keeps 95% of them there); then, on the test half, the share of relevant results it keeps,
+    and the share of queries about nothing in the index that it answers with "no good match"."""
+    import numpy as np
+
+    saved = engine.signals, engine.weights, engine.fusion
+    _configure(engine, SIGNALS, engine.weights)
+    try:
+        scores = [o.hit_score for o in run_queries(engine, tune_half).outcomes if o.hit_score is not None]
+        threshold = round(float(np.percentile(scores, 5)), 3) if scores else 0.0
+        kept = [o.hit_score >= threshold for o in run_queries(engine, test_half).outcomes if o.hit_score is not None]
+        empty = [not engine.search(q, k=5, min_score=threshold).results for q in nonsense]
+    finally:
+        engine.signals, engine.weights, engine.fusion = saved
+    return {
+        "min_score": threshold,
+        "test_relevant_kept": round(sum(kept) / len(kept), 3) if kept else None,
+        "nonsense_no_match": round(sum(empty) / len(empty), 3) if empty else None,
+        "nonsense_queries": len(nonsense),
+    }
+
+
 def korean_full_text(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict[str, dict]:
     """Korean queries, full-text alone, through each index: word tokens (what English needs) and
     character n-grams (what Korean particles and compounds need)."""
@@ -191,6 +217,7 @@ class Evaluation:
     cuts: dict | None = None
     speech: dict | None = None
     korean_full_text: dict | None = None
+    min_score: dict | None = None
     indexing_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -201,16 +228,22 @@ class Evaluation:
             "cuts": self.cuts,
             "speech": self.speech,
             "korean_full_text": self.korean_full_text,
+            "min_score": self.min_score,
             "indexing_seconds": self.indexing_seconds,
         }
 
 
-def evaluate(engine: SceneSearch, queries: Sequence[LabelledQuery], tune: bool = True) -> Evaluation:
+def evaluate(
+    engine: SceneSearch, queries: Sequence[LabelledQuery], tune: bool = True, nonsense: Sequence[str] = ()
+) -> Evaluation:
     tune_half = [q for q in queries if q.split == "tune"]
     test_half = [q for q in queries if q.split != "tune"] or list(queries)
     weights, tune_mrr = tune_weights(engine, tune_half) if tune and tune_half else (engine.weights, 0.0)
     evaluation = Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
     evaluation.korean_full_text = korean_full_text(engine, test_half)
+    if tune_half:
+        engine.weights = weights
+        evaluation.min_score = choose_min_score(engine, tune_half, test_half, nonsense)
     return evaluation
 
 
@@ -239,6 +272,13 @@ def summary(evaluation: Evaluation) -> str:
         lines.append(
             f"Korean queries, full-text alone: word tokens R@5 {words['recall@5']:.3f} MRR {words['mrr']:.3f}; "
             f"n-grams R@5 {grams['recall@5']:.3f} MRR {grams['mrr']:.3f}"
+        )
+    if evaluation.min_score:
+        m = evaluation.min_score
+        lines.append(
+            f"minimum score {m['min_score']} (5th percentile of relevant scores, tuning half): keeps "
+            f"{m['test_relevant_kept']} of the test half's relevant results; answers {m['nonsense_no_match']} of "
+            f"{m['nonsense_queries']} queries about nothing indexed with 'no good match'"
         )
     if evaluation.speech:
         lines.append(
@@ -273,7 +313,9 @@ def evaluate_built_set(folder: Path, tune: bool = True) -> Evaluation:
         LabelledQuery(q.text, frozenset({f"{q.clip}.mp4#{q.scene}"}), q.language, q.kind, q.split)
         for q in built.queries
     ]
-    evaluation = evaluate(engine, queries, tune=tune)
+    from .eval_set import NO_MATCH_QUERIES
+
+    evaluation = evaluate(engine, queries, tune=tune, nonsense=NO_MATCH_QUERIES)
     evaluation.indexing_seconds = {k: round(v, 2) for k, v in seconds.items()}
     by_name = {Path(r.path).name: r.video_id for r in results}
     rows = {clip: engine.store.scenes_of(by_name[f"{clip}.mp4"], ["scene_index", "start", "transcript"])

@@ -6,4 +6,12 @@ TVING_FOR_TESTS=1 scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/python -m pytest "$@"
+# tests/test_eval.py measures search quality on the project's labelled set; its figures are printed last
+export TVING_EVAL_SUMMARY="${TVING_EVAL_SUMMARY:-$(mktemp -t tving-eval-XXXXXX.txt)}"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [ -s "$TVING_EVAL_SUMMARY" ]; then
+  echo "==> search quality (tving eval --build, test half):"
+  cat "$TVING_EVAL_SUMMARY"
+fi
+exit $status

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+from pydantic import Field
 
 from tving_resources.catalog import FileState
 from tving_resources.errors import ConfigError, MissingArtifactError, VideoMissingError
@@ -426,3 +427,33 @@ def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.Materi
 VIDEO_STAGES = (
     video_metadata, scenes, keyframes, onscreen_text, transcript, captions, scene_vectors, scene_rows, scene_index
 )  # fmt: skip
+
+
+class SearchQualityConfig(dg.Config):
+    labels: str = Field(description="JSONL of labelled queries over this index (see query_app.evaluate)")
+    tune: bool = Field(default=False, description="tune fusion weights on the labels' tuning half first")
+
+
+@dg.asset(group_name="search", **CPU_STEP, deps=[search_index], kinds={"python"})
+def search_quality(config: SearchQualityConfig, settings: TvingSettings) -> dg.MaterializeResult:
+    """Search quality of the current index on labelled queries: recall@1/5/10 and MRR, fused and
+    per signal alone, per language and kind (numbers in the metadata: the UI plots them over time)."""
+    from query_app.evaluate import evaluate, load_labels
+    from query_app.search import SceneSearch
+
+    with user_errors_as_failures():
+        result = evaluate(SceneSearch(paths=settings.paths), load_labels(config.labels), tune=config.tune)
+    metadata: dict[str, float | int | str] = {}
+    for name, report in result.methods.items():
+        key = name.replace(" ", "_").replace("(", "").replace(")", "")
+        for k, value in report.overall.recall.items():
+            metadata[f"{key}/recall@{k}"] = value
+        metadata[f"{key}/mrr"] = report.overall.mrr
+    fused = result.methods["fused (max)"]
+    for language, scores in fused.by_language.items():
+        metadata[f"fused/recall@5/{language}"] = scores.recall[5]
+    for kind, scores in fused.by_kind.items():
+        metadata[f"fused/recall@5/{kind}"] = scores.recall[5]
+    metadata["queries"] = fused.overall.queries
+    metadata["weights"] = str(result.weights.__dict__)
+    return dg.MaterializeResult(metadata=metadata)

@@ -7,7 +7,7 @@ import dagster as dg
 from tving_resources.config import deployment
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 
-from .assets import VIDEO_STAGES, search_index
+from .assets import VIDEO_STAGES, search_index, search_quality
 from .batch import index_batch_job
 from .finetune import captioner_lora_adapter
 from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
@@ -37,7 +37,7 @@ def build_definitions(
     """Everything of the code location, bound to ``resources`` (default: from the environment);
     without the sensor and schedule when ``automation`` is False (the command line runs jobs)."""
     return dg.Definitions(
-        assets=[*VIDEO_STAGES, search_index, captioner_lora_adapter],
+        assets=[*VIDEO_STAGES, search_index, search_quality, captioner_lora_adapter],
         jobs=[index_video_job, index_batch_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],

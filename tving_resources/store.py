@@ -68,8 +68,8 @@ class AnnSettings:
     ``nprobes``: IVF partitions searched; ``refine_factor``: candidates re-ranked with the exact
     vectors, as a multiple of the limit. Defaults chosen with `tving bench ann` (README)."""
 
-    nprobes: int | None = 20
-    refine_factor: int | None = 5
+    nprobes: int | None = 200
+    refine_factor: int | None = 10
 
 
 @dataclass(frozen=True)
@@ -479,7 +479,7 @@ def delete_video_everywhere(uri: str, video_id: str) -> int:
 def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
     """Build missing indexes (full-text always; ANN on the text vectors once the table has
     ``ann_min_rows`` rows), fold new rows into existing indexes, and compact the table."""
-    from lancedb.index import IvfHnswSq
+    from lancedb.index import IvfPq
 
     started = time.perf_counter()
     existing = {tuple(i.columns) for i in table.list_indices()}
@@ -499,7 +499,12 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
     if rows >= ann_min_rows:
         for column in TEXT_COLUMNS:
             if (column,) not in existing:
-                config = IvfHnswSq(distance_type="dot")
+                # IVF-PQ, 96 sub-vectors of 4 dims, partitions ~ sqrt(rows): chosen with `tving bench ann`
+                # at 1M rows (recall@10 0.972 with nprobes 200 and refine 10, against 0.961 and twice
+                # the latency for IVF-HNSW-SQ; README, Performance)
+                dim = table.schema.field(column).type.list_size
+                sub_vectors = dim // 4 if dim % 4 == 0 else None  # 4 dimensions per sub-vector: 96 for 384
+                config = IvfPq(distance_type="dot", num_partitions=max(16, int(rows**0.5)), num_sub_vectors=sub_vectors)
                 _retry_on_conflict(
                     lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry
                 )
