@@ -59,12 +59,28 @@ def main(home: str | None, profile: str | None) -> None:
 
 # --------------------------------------------------------------------------- index
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the per-video report as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (they go to stderr).")
 @click.option("--no-refresh", is_flag=True, help="Skip refreshing the search indexes at the end.")
-def index(paths: tuple[str, ...], as_json: bool, no_progress: bool, no_refresh: bool) -> None:
+@click.option(
+    "--stale",
+    is_flag=True,
+    help="Re-run only the stages that a model or settings change made stale, for every catalogued "
+    "video (or the videos/ids named).",
+)
+@click.option("--dry-run", is_flag=True, help="With --stale: show which stages would run, run nothing.")
+def index(
+    paths: tuple[str, ...], as_json: bool, no_progress: bool, no_refresh: bool, stale: bool, dry_run: bool
+) -> None:
     """Index video files or folders (recursively) through the Dagster assets, in this process."""
+    if stale:
+        _index_stale(paths, as_json, progress=not no_progress and not as_json, refresh=not no_refresh, dry_run=dry_run)
+        return
+    if not paths:
+        _fail("name video files or folders to index (or pass --stale)")
+    if dry_run:
+        _fail("--dry-run goes with --stale")
     results = run_index(paths, progress=not no_progress and not as_json, refresh=not no_refresh)
     if as_json:
         _echo_json([r.__dict__ for r in results])
@@ -74,11 +90,55 @@ def index(paths: tuple[str, ...], as_json: bool, no_progress: bool, no_refresh: 
         sys.exit(1)  # some videos failed (the others were indexed)
 
 
-def run_index(paths, progress: bool = True, refresh: bool = True):
+def _index_stale(paths: tuple[str, ...], as_json: bool, progress: bool, refresh: bool, dry_run: bool) -> None:
+    from tving_assets.definitions import build_resources
+    from tving_assets.indexing import index_stale, plan_stale
+
+    resources = build_resources()
+    try:
+        ids = [_video_id_of(resources["settings"].catalog(), p) for p in paths]
+        if dry_run:
+            plans, results = plan_stale(resources, ids), []
+        else:
+            plans, results = index_stale(resources, ids, on_stage=_stage_bars(progress), refresh_search_index=refresh)
+    except TvingError as exc:
+        _fail(str(exc))
+    if as_json:
+        _echo_json(
+            {
+                "plans": [{"video_id": p.video_id, "stages": p.assets, "reasons": p.reasons} for p in plans],
+                "results": [r.__dict__ for r in results],
+            }
+        )
+    else:
+        for p in plans:
+            if p.stale:
+                why = "; ".join(f"{stage}: {reason}" for stage, reason in p.reasons.items())
+                click.echo(f"  stale   {p.video_id}  runs {', '.join(p.assets)}  ({why})")
+        click.echo(f"{sum(p.stale for p in plans)} of {len(plans)} videos stale.")
+        if results:
+            _print_index_report(results)
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+def _video_id_of(catalog, name: str) -> str:
+    """A video id as given, or the id of a catalogued file's path."""
+    from tving_resources.ids import is_video_id
+
+    if is_video_id(name) and catalog.find(name) is not None:
+        return name
+    path = Path(name).expanduser().resolve()
+    for entry in catalog.entries():
+        if Path(entry.path) == path:
+            return entry.video_id
+    raise TvingError(f"{name}: not a catalogued video id or file (index it first)")
+
+
+def _stage_bars(progress: bool):
     from tqdm import tqdm
 
-    from tving_assets.definitions import build_resources
-    from tving_assets.indexing import STAGE_NAMES, index_videos
+    from tving_assets.indexing import STAGE_NAMES
 
     bars: dict[str, tqdm] = {}
 
@@ -95,13 +155,17 @@ def run_index(paths, progress: bool = True, refresh: bool = True):
         if stage in ("done", "failed"):
             bar.close()
 
+    return on_stage
+
+
+def run_index(paths, progress: bool = True, refresh: bool = True):
+    from tving_assets.definitions import build_resources
+    from tving_assets.indexing import index_videos
+
     try:
-        results = index_videos(paths, build_resources(), on_stage=on_stage, refresh_search_index=refresh)
+        return index_videos(paths, build_resources(), on_stage=_stage_bars(progress), refresh_search_index=refresh)
     except TvingError as exc:
         _fail(str(exc))
-    for bar in bars.values():
-        bar.close()
-    return results
 
 
 def _print_index_report(results) -> None:
@@ -416,9 +480,11 @@ def status(as_json: bool) -> None:
                 "size_bytes": t.size_bytes,
                 "indexes": list(t.indexes),
                 "models": t.stamp.__dict__ if t.stamp else None,
+                "rows_per_model": t.rows_per_model,
             }
             for t in tables
         ],
+        "rows_per_model": {t.name: {c: m for c, m in t.rows_per_model.items()} for t in tables},
     }
     if as_json:
         _echo_json(payload)
@@ -435,8 +501,11 @@ def status(as_json: bool) -> None:
         click.secho(f"table {t.name}: {t.videos} videos, {t.rows} scenes, {_fmt_bytes(t.size_bytes)}", bold=True)
         click.echo(f"  indexes: {', '.join(t.indexes) or 'none'}")
         if t.stamp:
-            for role in ("profile", "speech_model", "caption_model", "text_model", "frame_model"):
-                click.echo(f"  {role:<14} {getattr(t.stamp, role)}")
+            s = t.stamp
+            click.echo(f"  vector space   {s.text_model} ({s.text_dim}), {s.frame_model} ({s.frame_dim})")
+        for column, models in t.rows_per_model.items():  # which rows each model made
+            counts = ", ".join(f"{model} ({n} rows)" for model, n in models.items())
+            click.echo(f"  {column:<14} {counts}")
     if failures:
         click.secho(f"failed videos ({len(failures)}; tried again when their file changes):", bold=True, fg="red")
         for e in failures:

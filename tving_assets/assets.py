@@ -34,7 +34,6 @@ from tving_resources.pipeline import (
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
-from tving_resources.store import SCHEMA_VERSION
 from tving_resources.subtitles import MODES as SUBTITLE_MODES
 from tving_resources.subtitles import sidecar_signature, transcribe_with_subtitles
 from tving_resources.video import VideoInfo, fingerprint_file, probe_video
@@ -58,8 +57,6 @@ QUEUE_TAG = "dagster-celery/queue"
 GPU_STEP = {"pool": "gpu", "op_tags": {QUEUE_TAG: "gpu"}}
 CPU_STEP = {"op_tags": {QUEUE_TAG: "cpu"}}
 _per_video = {"partitions_def": videos_partitions, "group_name": GROUP}
-# Bump when a stage's code changes what it produces: stored results of the old code are not reused.
-PROBE_VERSION = 2
 
 
 @dg.asset(**_per_video, **CPU_STEP, kinds={"ffmpeg"})
@@ -77,7 +74,7 @@ def video_metadata(
         fingerprint = fingerprint_file(path)
         produced = stage.produce(
             {"file": fingerprint},
-            {"probe": PROBE_VERSION},
+            stage.params(),
             lambda _out, _final: probe_video(path, stage.video_id, fingerprint=fingerprint),
             VideoInfo,
         )
@@ -108,7 +105,7 @@ def scenes(
         scene_settings = settings.scene_settings()
         produced = stage.produce(
             {"video": video_key},
-            scene_settings.__dict__,
+            stage.params(),
             lambda _out, _final: segment_video(info, scene_settings),
             SceneDetection,
         )
@@ -140,7 +137,7 @@ def keyframes(
         frame_settings = settings.keyframe_settings(models.runtime.profile.keyframes_per_scene)
         produced = stage.produce(
             chain,
-            frame_settings.__dict__,
+            stage.params(),
             lambda out, final: extract_keyframes(info, detection, out, stage.artifacts.relative(final), frame_settings),
             KeyframeSet,
         )
@@ -169,7 +166,7 @@ def onscreen_text(
         reader = runtime.text_reader()
         produced = stage.produce(
             {"keyframes": chain["keyframes"]},
-            runtime.stage_params("ocr"),
+            stage.params(),
             lambda _out, _final: (
                 read_scene_texts(detection, frames, reader, stage.artifacts.base, runtime.config.ocr_frames_per_scene)
                 if reader is not None
@@ -205,7 +202,7 @@ def transcript(
         inputs = {"video": video_key, "sidecars": sidecar_signature(info.path) if mode != "off" else ""}
         produced = stage.produce(
             inputs,
-            {**models.runtime.stage_params("transcript"), "subtitles": mode},
+            stage.params(),
             lambda _out, _final: transcribe_with_subtitles(info, models.runtime, mode),
             Transcript,
         )
@@ -242,7 +239,7 @@ def captions(
             )
         produced = stage.produce(
             {"keyframes": chain["keyframes"], "scenes": chain["scenes"], "transcript": speech_key},
-            models.runtime.stage_params("captions"),
+            stage.params(),
             lambda _out, _final: caption_scenes(
                 video.load("scenes", SceneDetection, chain["scenes"]),
                 video.load("keyframes", KeyframeSet, chain["keyframes"]),
@@ -291,7 +288,7 @@ def scene_vectors(
             )
         produced = stage.produce(
             {"captions": chain["captions"], "keyframes": chain["keyframes"], "ocr": ocr_key},
-            runtime.stage_params("vectors"),
+            stage.params(),
             lambda _out, _final: embed_scenes(
                 video.load("captions", SceneCaptions, chain["captions"]),
                 video.load("keyframes", KeyframeSet, chain["keyframes"]),
@@ -344,7 +341,7 @@ def scene_rows(
             texts = video.load("ocr", SceneTexts, chain["ocr"])
             return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp, texts)
 
-        produced = stage.produce({"vectors": chain["vectors"]}, {"schema": SCHEMA_VERSION}, build, pa.Table)
+        produced = stage.produce({"vectors": chain["vectors"]}, stage.params(), build, pa.Table)
         detection = video.load("scenes", SceneDetection, chain["scenes"])
     rows = produced.value
     problems = check_scene_rows(rows, detection, stage.artifacts.base)

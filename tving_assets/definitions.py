@@ -5,7 +5,8 @@ import warnings
 import dagster as dg
 
 from tving_resources.config import deployment
-from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
+from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
+from tving_resources.staleness import ASSET_OF, code_version
 
 from .assets import VIDEO_STAGES, search_index, search_quality
 from .batch import index_batch_job
@@ -36,14 +37,29 @@ def build_definitions(
 ) -> dg.Definitions:
     """Everything of the code location, bound to ``resources`` (default: from the environment);
     without the sensor and schedule when ``automation`` is False (the command line runs jobs)."""
+    resources = resources or build_resources()
     return dg.Definitions(
-        assets=[*VIDEO_STAGES, search_index, search_quality, captioner_lora_adapter],
+        assets=[*versioned_stages(resources), search_index, search_quality, captioner_lora_adapter],
         jobs=[index_video_job, index_batch_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],
-        resources=resources or build_resources(),
+        resources=resources,
         executor=executor(),
     )
+
+
+def versioned_stages(resources: dict[str, dg.ConfigurableResource]) -> list[dg.AssetsDefinition]:
+    """The per-video assets, each with a code version hashed from the models and settings that
+    decide its result: after a model change the UI marks exactly the stale stages of each
+    partition, and "Materialize stale" re-runs only those (``tving index --stale`` alike)."""
+    params = stage_params(resources["settings"], resources["models"])
+    stage_of = {asset: stage for stage, asset in ASSET_OF.items()}
+
+    def with_version(spec: dg.AssetSpec) -> dg.AssetSpec:
+        stage = stage_of[spec.key.to_user_string()]
+        return spec.replace_attributes(code_version=code_version(params.get(stage, {})))
+
+    return dg.map_asset_specs(with_version, list(VIDEO_STAGES))
 
 
 def executor() -> dg.ExecutorDefinition:

@@ -20,7 +20,8 @@ import dagster as dg
 
 from tving_resources.catalog import VideoCatalog
 from tving_resources.ids import is_video_file
-from tving_resources.resources import TvingSettings
+from tving_resources.resources import TvingSettings, stage_params
+from tving_resources.staleness import Staleness, stale_stages
 
 from .assets import VIDEO_STAGES
 from .definitions import build_definitions
@@ -111,10 +112,51 @@ def index_videos(
     ids = register_videos(files, settings.catalog(), instance)
     results += run_index_jobs(list(zip(map(str, files), ids, strict=True)), resources, instance, on_stage)
     if refresh_search_index and any(r.ok for r in results):
-        build_definitions(resources, automation=False).resolve_job_def(
-            refresh_search_indexes_job.name
-        ).execute_in_process(instance=instance, run_config=_QUIET, raise_on_error=False, tags=process_tags())
+        _refresh(resources, instance)
     return results
+
+
+def plan_stale(resources: dict[str, dg.ConfigurableResource], video_ids: Sequence[str] = ()) -> list[Staleness]:
+    """For each catalogued video (or those named), the stages that a model or settings change
+    since its last indexing makes stale (see ``tving_resources.staleness``)."""
+    settings: TvingSettings = resources["settings"]
+    current = stage_params(settings, resources["models"])
+    artifacts = settings.artifacts(resources["models"].profile_name)
+    catalog = settings.catalog()
+    ids = list(video_ids) or [e.video_id for e in catalog.entries()]
+    return [stale_stages(artifacts.video(v), current) for v in ids]
+
+
+def index_stale(
+    resources: dict[str, dg.ConfigurableResource],
+    video_ids: Sequence[str] = (),
+    instance: dg.DagsterInstance | None = None,
+    refresh_search_index: bool = True,
+    on_stage: Callable[[VideoIndexResult, str, int], None] | None = None,
+) -> tuple[list[Staleness], list[VideoIndexResult]]:
+    """Re-run only the stale stages of each video (one run per video with those assets
+    selected); up-to-date videos are left alone."""
+    settings: TvingSettings = resources["settings"]
+    instance = instance or get_instance(settings.paths.home)
+    plans = plan_stale(resources, video_ids)
+    catalog = settings.catalog()
+    todo = [p for p in plans if p.stale]
+    known = set(instance.get_dynamic_partitions(videos_partitions.name))
+    missing = [p.video_id for p in todo if p.video_id not in known]
+    if missing:
+        instance.add_dynamic_partitions(videos_partitions.name, missing)
+    videos = [(catalog.get(p.video_id).path, p.video_id) for p in todo]
+    selections = {p.video_id: p.assets for p in todo}
+    results = run_index_jobs(videos, resources, instance, on_stage, selections=selections)
+    if refresh_search_index and any(r.ok for r in results):
+        _refresh(resources, instance)
+    return plans, results
+
+
+def _refresh(resources: dict[str, dg.ConfigurableResource], instance: dg.DagsterInstance) -> None:
+    build_definitions(resources, automation=False).resolve_job_def(refresh_search_indexes_job.name).execute_in_process(
+        instance=instance, run_config=_QUIET, raise_on_error=False, tags=process_tags()
+    )
 
 
 def run_index_jobs(
@@ -123,9 +165,11 @@ def run_index_jobs(
     instance: dg.DagsterInstance,
     on_stage: Callable[[VideoIndexResult, str, int], None] | None = None,
     tags: dict[str, str] | None = None,
+    selections: dict[str, list[str]] | None = None,
 ) -> list[VideoIndexResult]:
     """One ``index_video`` run per registered ``(path, video_id)``, in this process and one after
-    the other, so each model loads once for all of them; a video that fails stops alone."""
+    the other, so each model loads once for all of them; a video that fails stops alone.
+    ``selections``: video id -> the assets to run (default: every stage)."""
     settings: TvingSettings = resources["settings"]
     job = build_definitions(resources, automation=False).resolve_job_def(index_video_job.name)
     results = []
@@ -134,6 +178,7 @@ def run_index_jobs(
         results.append(result)
         instance.add_event_listener(result.run_id, _StepProgress(result, on_stage))
         started = time.perf_counter()
+        selection = (selections or {}).get(video_id)
         run = job.execute_in_process(
             partition_key=video_id,
             instance=instance,
@@ -141,6 +186,7 @@ def run_index_jobs(
             raise_on_error=False,
             run_config=_QUIET,
             tags={"tving/source": "cli", **process_tags(), **(tags or {})},
+            asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
         )
         result.seconds = round(time.perf_counter() - started, 3)
         result.reused_stages = _reused_stages(run)

@@ -16,7 +16,7 @@ from tving_resources.errors import TvingError
 from tving_resources.lifecycle import record_failure
 from tving_resources.models import MODEL_CACHE
 from tving_resources.pipeline import StageTimer
-from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
+from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
 
 T = TypeVar("T")
 
@@ -79,6 +79,10 @@ class VideoStage:
             self.settings.paths.locks_dir,
             self.settings.video_lock_timeout_seconds,
         )
+
+    def params(self) -> dict[str, Any]:
+        """The settings and models that decide this stage's result (declared in stage_params)."""
+        return stage_params(self.settings, self.models)[self.stage]
 
     def produce(
         self,

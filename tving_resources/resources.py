@@ -19,7 +19,7 @@ from .locks import video_lock
 from .pipeline import KeyframeSettings
 from .runtime import ModelRuntime, RuntimeConfig
 from .scenes import SceneSettings
-from .store import ModelStamp, SceneStore, delete_video_everywhere
+from .store import SCHEMA_VERSION, ModelStamp, SceneStore, delete_video_everywhere
 
 
 class TvingSettings(dg.ConfigurableResource):
@@ -189,3 +189,24 @@ class LanceDBResource(dg.ConfigurableResource):
     def delete_video(self, settings: TvingSettings, video_id: str) -> int:
         """Delete a video's rows from every profile's table; returns the tables touched."""
         return delete_video_everywhere(self.resolved_uri(settings), video_id)
+
+
+# Bump when the probe's code changes what it produces: stored results of the old code are not reused.
+PROBE_VERSION = 2
+
+
+def stage_params(settings: TvingSettings, models: ModelRuntimeResource) -> dict[str, dict]:
+    """What decides each stage's result, by stage: part of its stored key (a result is reused only
+    with the same parameters), compared by ``tving index --stale`` and hashed into each asset's
+    code version. Declared here once; the assets read their parameters from it."""
+    runtime = models.runtime
+    return {
+        "video": {"probe": PROBE_VERSION},
+        "scenes": dict(settings.scene_settings().__dict__),
+        "keyframes": dict(settings.keyframe_settings(runtime.profile.keyframes_per_scene).__dict__),
+        "ocr": runtime.stage_params("ocr"),
+        "transcript": {**runtime.stage_params("transcript"), "subtitles": settings.subtitles},
+        "captions": runtime.stage_params("captions"),
+        "vectors": runtime.stage_params("vectors"),
+        "rows": {"schema": SCHEMA_VERSION},
+    }

@@ -16,8 +16,9 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,9 @@ class ModelStamp:
 
     def query_mismatch(self, other: ModelStamp) -> str | None:
         """Why vectors of ``other`` cannot be compared with this table's (None if they can)."""
-        for field in ("text_model", "text_dim", "frame_model", "frame_dim"):
-            if getattr(self, field) != getattr(other, field):
-                return f"{field} is {getattr(self, field)!r} in the index but {getattr(other, field)!r} here"
+        for name in ("text_model", "text_dim", "frame_model", "frame_dim"):
+            if getattr(self, name) != getattr(other, name):
+                return f"{name} is {getattr(self, name)!r} in the index but {getattr(other, name)!r} here"
         return None
 
     def write_mismatch(self, other: ModelStamp) -> str | None:
@@ -434,6 +435,11 @@ class TableStatus:
     size_bytes: int | None
     stamp: ModelStamp | None
     indexes: tuple[str, ...]
+    # provenance column -> model id -> rows (which videos were indexed with which models)
+    rows_per_model: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+PROVENANCE_COLUMNS = ("caption_model", "speech_model", "text_model", "frame_model", "ocr_model")
 
 
 def inspect_tables(uri: str) -> list[TableStatus]:
@@ -446,7 +452,10 @@ def inspect_tables(uri: str) -> list[TableStatus]:
     statuses = []
     for name in names:
         table = db.open_table(name)
-        video_ids = table.search().select(["video_id"]).limit(None).to_arrow().column("video_id")
+        columns = [c for c in PROVENANCE_COLUMNS if c in table.schema.names]
+        data = table.search().select(["video_id", *columns]).limit(None).to_arrow()
+        video_ids = data.column("video_id")
+        per_model = {c: dict(Counter(data.column(c).to_pylist())) for c in columns}
         folder = Path(uri) / f"{name}.lance"  # local databases only; None for s3:// and the like
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
         statuses.append(
@@ -457,6 +466,7 @@ def inspect_tables(uri: str) -> list[TableStatus]:
                 size_bytes=size,
                 stamp=ModelStamp.from_metadata(table.schema.metadata),
                 indexes=tuple(sorted(i.name for i in table.list_indices())),
+                rows_per_model={c: {str(k): v for k, v in sorted(m.items(), key=str)} for c, m in per_model.items()},
             )
         )
     return statuses

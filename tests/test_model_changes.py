@@ -1,0 +1,139 @@
+"""Models change, the index stays (full profile, tiny random models): a new caption adapter or
+speech model re-runs only the stages that depend on it; rows record the models that made them."""
+
+import json
+
+import pytest
+from conftest import make_resources
+
+from tving_resources.resources import ModelRuntimeResource
+from tving_resources.tiny_models import build_full_profile, build_whisper_ct2
+
+pytestmark = pytest.mark.slow
+
+CAPTION_DEPENDENT = {"captions", "scene_vectors", "scene_rows", "scene_index"}
+TRANSCRIPT_DEPENDENT = {"transcript", *CAPTION_DEPENDENT}
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-models")
+    build_full_profile(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, tiny_models, speech_clip, cuts_clip):
+    """Two videos indexed with the full profile's tiny models."""
+    from tving_assets.indexing import index_videos
+
+    home = tmp_path_factory.mktemp("model-changes-home")
+    resources = make_resources(home)
+    resources["models"] = ModelRuntimeResource(profile="full", models_dir=str(tiny_models))
+    results = index_videos([str(speech_clip[0]), str(cuts_clip[0])], resources)
+    assert all(r.ok for r in results), [r.error for r in results]
+    return {"home": home, "videos": {r.video_id: r.scenes for r in results}}
+
+
+def _resources(library, tiny_models, **overrides):
+    resources = make_resources(library["home"])
+    resources["models"] = ModelRuntimeResource(profile="full", models_dir=str(tiny_models), model_overrides=overrides)
+    return resources
+
+
+def _rows(home, column: str) -> dict[str, set[str]]:
+    from tving_resources.config import resolve_paths
+    from tving_resources.store import connect
+
+    table = connect(resolve_paths(home=home).lancedb_uri).open_table("scenes_full")
+    data = table.search().select(["video_id", column]).limit(None).to_arrow().to_pylist()
+    found: dict[str, set[str]] = {}
+    for row in data:
+        found.setdefault(row["video_id"], set()).add(row[column])
+    return found
+
+
+def test_unchanged_models_leave_nothing_stale(library, tiny_models):
+    from tving_assets.indexing import plan_stale
+
+    plans = plan_stale(_resources(library, tiny_models))
+    assert {p.video_id for p in plans} == set(library["videos"])
+    assert not any(p.stale for p in plans), [p.reasons for p in plans]
+
+
+def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tmp_path, frames_dataset):
+    import dagster as dg
+
+    from tving_assets.finetune import captioner_lora_adapter
+    from tving_assets.indexing import index_stale, plan_stale
+
+    adapter = tmp_path / "adapter"
+    base = _resources(library, tiny_models)
+    trained = dg.materialize(
+        [captioner_lora_adapter],
+        resources=base,
+        run_config={"ops": {"captioner_lora_adapter": {"config": {
+            "dataset": str(frames_dataset), "output_dir": str(adapter), "steps": 1,
+            "frames_per_example": 2, "lora_rank": 4, "lora_alpha": 8}}}},
+    )  # fmt: skip
+    assert trained.success
+
+    resources = _resources(library, tiny_models, caption_adapter=str(adapter))
+    (plan, *_) = plan_stale(resources)
+    assert set(plan.assets) == CAPTION_DEPENDENT and list(plan.reasons) == ["captions"]
+    assert "adapter" in plan.reasons["captions"]
+
+    _plans, results = index_stale(resources)
+    assert len(results) == len(library["videos"]) and all(r.ok for r in results), [r.error for r in results]
+    for result in results:  # from the run's step events: nothing before the captions ran
+        assert set(result.stage_seconds) == CAPTION_DEPENDENT, result.stage_seconds
+    counts = _rows(library["home"], "caption_model")
+    assert set(counts) == set(library["videos"])  # the table kept every video
+    for models in counts.values():
+        assert models == {next(iter(models))} and next(iter(models)).endswith(f"+{adapter}")
+    assert not any(p.stale for p in plan_stale(resources))
+
+    # rolling back is the same change the other way
+    _plans, results = index_stale(_resources(library, tiny_models))
+    assert all(set(r.stage_seconds) == CAPTION_DEPENDENT for r in results)
+    assert all("+" not in m for models in _rows(library["home"], "caption_model").values() for m in models)
+
+
+def test_new_speech_model_reruns_only_transcript_stages(library, tiny_models, tmp_path):
+    from query_app.cli import main as cli
+    from tving_assets.indexing import index_stale, plan_stale
+
+    other_whisper = build_whisper_ct2(tmp_path / "other-whisper")
+    resources = _resources(library, tiny_models, speech=str(other_whisper))
+    assert all(set(p.assets) == TRANSCRIPT_DEPENDENT for p in plan_stale(resources))
+
+    _plans, results = index_stale(resources)
+    assert all(r.ok for r in results), [r.error for r in results]
+    for result in results:
+        assert set(result.stage_seconds) == TRANSCRIPT_DEPENDENT, result.stage_seconds
+    speech = _rows(library["home"], "speech_model")
+    assert set(speech) == set(library["videos"]) and all(m == {str(other_whisper)} for m in speech.values())
+
+    # status shows rows per model
+    from click.testing import CliRunner
+
+    out = CliRunner().invoke(cli, ["--home", str(library["home"]), "--profile", "full", "status", "--json"])
+    assert out.exit_code == 0, out.output
+    per_model = json.loads(out.output)["rows_per_model"]["scenes_full"]
+    assert per_model["speech_model"] == {str(other_whisper): sum(library["videos"].values())}
+
+
+@pytest.fixture
+def frames_dataset(tmp_path, sample_videos):
+    from PIL import Image
+
+    from tving_resources.video import FrameReader, probe_video
+
+    info = probe_video(sample_videos["bikes.mp4"], "bikes-0000000000")
+    frame = FrameReader(info.path, (info.width, info.height), max_side=128).frames_at([1.0])[0]
+    Image.fromarray(frame).save(tmp_path / "frame.jpg")
+    dataset = tmp_path / "captions.jsonl"
+    record = {"image": "frame.jpg", "conversations": [{"from": "human", "value": "<image>\nDescribe."},
+                                                      {"from": "gpt", "value": "People ride bikes."}]}  # fmt: skip
+    dataset.write_text(json.dumps(record))
+    return dataset
