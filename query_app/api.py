@@ -85,7 +85,7 @@ class AppState:
     def warm_up(self) -> None:
         try:
             started = time.perf_counter()
-            seconds = self.search.runtime.warm_up(("text_encoder", "frame_encoder", "translator"))
+            seconds = self.search.encoders.warm_up(("text_encoder", "frame_encoder", "translator"))
             self.warm_up_seconds = {k: round(v, 2) for k, v in seconds.items()}
             self.warm_up_seconds["total"] = round(time.perf_counter() - started, 2)
             self.models = "loaded"

@@ -512,6 +512,77 @@ def status(as_json: bool) -> None:
             click.echo(f"  {e.path}\n    at {e.failed_stage}: {e.error}")
 
 
+# -------------------------------------------------------------------------- tables
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tables(ctx: click.Context, as_json: bool) -> None:
+    """Scene tables: live (search answers from it), building (a new text or frame encoder's
+    vector space, filled beside the live one), retired (replaced; kept until dropped)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tving_resources.config import resolve_paths
+    from tving_resources.profiles import PROFILES
+    from tving_resources.store import inspect_tables
+    from tving_resources.tables import TableRegistry
+
+    uri = resolve_paths().lancedb_uri
+    try:
+        registry = TableRegistry(uri)
+        roles = registry.roles()
+        found = inspect_tables(uri)
+        rebuilds = {p: registry.progress(p) for p in PROFILES}
+    except TvingError as exc:
+        _fail(str(exc))
+    payload = {
+        "tables": [
+            {
+                "table": t.name,
+                "role": roles.get(t.name, "unregistered"),
+                "videos": t.videos,
+                "rows": t.rows,
+                "text_model": t.stamp.text_model if t.stamp else None,
+                "text_dim": t.stamp.text_dim if t.stamp else None,
+                "frame_model": t.stamp.frame_model if t.stamp else None,
+                "frame_dim": t.stamp.frame_dim if t.stamp else None,
+            }
+            for t in found
+        ],
+        "rebuilds": {p: progress.__dict__ for p, progress in rebuilds.items() if progress},
+    }
+    if as_json:
+        _echo_json(payload)
+        return
+    for t in payload["tables"]:
+        click.echo(
+            f"  {t['role']:<9} {t['table']:<28} {t['videos']:>5} videos {t['rows']:>7} rows  "
+            f"text {t['text_model']} ({t['text_dim']}), frames {t['frame_model']} ({t['frame_dim']})"
+        )
+    for profile, p in rebuilds.items():
+        if p:
+            click.echo(
+                f"rebuilding {profile}: {p.building} holds {p.videos_done}/{p.videos_total} videos "
+                f"({p.rows_done} rows); search answers from {p.live} until it holds them all"
+            )
+    retired = [t["table"] for t in payload["tables"] if t["role"] == "retired"]
+    if retired:
+        click.echo(f"retired tables (remove with `tving tables drop NAME`): {', '.join(retired)}")
+
+
+@tables.command("drop")
+@click.argument("name")
+def drop_table(name: str) -> None:
+    """Remove a retired table (refused for the live table and the one being built)."""
+    from tving_resources.config import resolve_paths
+    from tving_resources.tables import TableRegistry
+
+    try:
+        TableRegistry(resolve_paths().lancedb_uri).drop(name)
+    except TvingError as exc:
+        _fail(str(exc))
+    click.echo(f"dropped {name}")
+
+
 # ---------------------------------------------------------------------------- eval
 @main.command("eval")
 @click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False))

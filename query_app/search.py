@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,8 @@ import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.runtime import ModelRuntime
-from tving_resources.store import AnnSettings, SceneFilter, SceneStore
+from tving_resources.store import AnnSettings, SceneFilter, SceneStore, live_table_stamp
+from tving_resources.tables import TableRegistry
 
 # What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [
@@ -193,7 +194,10 @@ class SceneSearch:
         if unknown or not signals:
             raise QueryError(f"signals must be among {', '.join(SIGNALS)}")
         self.signals = tuple(signals)  # which signals gather candidates (all three, or one for evaluation)
-        self._store: SceneStore | None = None
+        self._live: tuple[SceneStore, ModelRuntime] | None = None  # the live table, its encoders
+        self._registry = TableRegistry(self.uri)
+        self._registry_signature: float | None = None
+        self._store_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tving-search")
         # The matrix products here are small; OpenBLAS's threads would then spin-wait on both cores
         # and slow the query encoder's own threads down 2x (measured). One BLAS thread is enough.
@@ -202,15 +206,47 @@ class SceneSearch:
     # ------------------------------------------------------------------ setup
     @property
     def store(self) -> SceneStore:
-        if self._store is None:
-            self._store = SceneStore(self.uri, self.runtime.stamp(), ann=self.ann)
-        return self._store
+        """The live scene table. While a new vector space is being built beside it, search keeps
+        answering from the live table with that table's own encoders; when the registry switches
+        tables, the next query opens the new one."""
+        return self._live_table()[0]
+
+    @property
+    def encoders(self) -> ModelRuntime:
+        """The runtime whose text and frame encoders made the live table's vectors."""
+        return self._live_table()[1]
+
+    def _live_table(self) -> tuple[SceneStore, ModelRuntime]:
+        signature = self._registry.signature()  # one stat per batch
+        live = self._live
+        if live is None or signature != self._registry_signature:
+            with self._store_lock:
+                if self._live is None or signature != self._registry_signature:
+                    self._live = self._open_live_table()
+                    self._registry_signature = signature
+                live = self._live
+        return live
+
+    def _open_live_table(self) -> tuple[SceneStore, ModelRuntime]:
+        name = self._registry.live_name(self.runtime.profile.name)
+        stamp = live_table_stamp(self.uri, name)
+        if stamp is None or stamp.profile != self.runtime.profile.name:
+            # no table yet, or another profile's: the store says so in words when first read
+            return SceneStore(self.uri, self.runtime.stamp(), ann=self.ann), self.runtime
+        mine = self.runtime.profile
+        if (stamp.text_model, stamp.frame_model) == (mine.text_model, mine.frame_model):
+            return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), self.runtime
+        # the configured encoders are new; the live table is still of the old ones
+        overrides = {**self.runtime.config.model_overrides, "text_encoder": stamp.text_model}
+        overrides["frame_encoder"] = stamp.frame_model
+        encoders = ModelRuntime(replace(self.runtime.config, model_overrides=overrides))
+        return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), encoders
 
     def warm_up(self) -> dict[str, float]:
         """Load the query-side models and open the table; seconds per step."""
-        spent = self.runtime.warm_up(("text_encoder", "frame_encoder", "translator"))
         started = time.perf_counter()
         self.store.table()
+        spent = self.encoders.warm_up(("text_encoder", "frame_encoder", "translator"))
         spent["table"] = time.perf_counter() - started
         self.search("warm up", k=1)  # first query pays one-off costs (index files, thread pools)
         return spent
@@ -262,13 +298,14 @@ class SceneSearch:
         translated = self._translate([r.query for r in requests])
         texts = [t for t, _ in translated]
         n = max(self.candidates, 4 * max(r.k for r in requests))
-        store = self.store.snapshot()  # every read of this batch sees one version of the table
+        live_store, encoders = self._live_table()
+        store = live_store.snapshot()  # every read of this batch sees one version of the table
         text_jobs = (
             [self._pool.submit(store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
             if "text" in self.signals
             else []
         )
-        text_encoder, frame_encoder = self.runtime.text_encoder(), self.runtime.frame_encoder()
+        text_encoder, frame_encoder = encoders.text_encoder(), encoders.frame_encoder()
         qvecs = text_encoder.encode_queries(texts)
         # lite frame vectors live in the text encoder's space: the query vector serves both
         fvecs = qvecs if frame_encoder.queries_in_text_space else frame_encoder.encode_queries(texts)

@@ -36,7 +36,7 @@ class SimilarSearch:
 
     def by_image(self, image: Image.Image, **options: Any) -> SearchResponse:
         clock = time.perf_counter()
-        fvec = self.engine.runtime.frame_encoder().encode_images([image.convert("RGB")])[0]
+        fvec = self.engine.encoders.frame_encoder().encode_images([image.convert("RGB")])[0]
         return self._search(fvec, "an image", options, {"encode": _ms(clock)})
 
     def by_scene(self, scene_id: str, **options: Any) -> SearchResponse:
@@ -61,7 +61,7 @@ class SimilarSearch:
         n = max(engine.candidates, 4 * request.k)
         present = set(store.table().schema.names)
         columns = [c for c in SHOW_COLUMNS if c in present]
-        if engine.runtime.frame_encoder().queries_in_text_space:
+        if engine.encoders.frame_encoder().queries_in_text_space:
             hits = store.vector_search_batch("caption_vector", fvec, n, request.where)
             rows = store.take_rows(hits.column("_rowid").to_pylist(), columns)
         else:

@@ -122,6 +122,9 @@ def test_new_speech_model_reruns_only_transcript_stages(library, tiny_models, tm
     per_model = json.loads(out.output)["rows_per_model"]["scenes_full"]
     assert per_model["speech_model"] == {str(other_whisper): sum(library["videos"].values())}
 
+    _plans, results = index_stale(_resources(library, tiny_models))  # roll back
+    assert all(r.ok and set(r.stage_seconds) == TRANSCRIPT_DEPENDENT for r in results)
+
 
 @pytest.fixture
 def frames_dataset(tmp_path, sample_videos):
@@ -137,3 +140,82 @@ def frames_dataset(tmp_path, sample_videos):
                                                       {"from": "gpt", "value": "People ride bikes."}]}  # fmt: skip
     dataset.write_text(json.dumps(record))
     return dataset
+
+
+def test_new_text_encoder_builds_beside_the_live_table_then_switches(library, tiny_models, tmp_path):
+    """Runs last in this module: it moves the library to another vector space."""
+    import threading
+
+    from click.testing import CliRunner
+
+    from query_app.cli import main as cli
+    from query_app.search import SceneSearch
+    from tving_assets.indexing import index_stale, plan_stale
+    from tving_resources.config import resolve_paths
+    from tving_resources.runtime import ModelRuntime, RuntimeConfig
+    from tving_resources.tiny_models import build_bert
+
+    home = library["home"]
+    uri = resolve_paths(home=home).lancedb_uri
+    wider = build_bert(tmp_path / "bert-48", hidden_size=48)  # another encoder, another dimension
+    resources = _resources(library, tiny_models, text_encoder=str(wider))
+    plans = plan_stale(resources)
+    assert all(set(p.assets) == {"scene_vectors", "scene_rows", "scene_index"} for p in plans)
+
+    # a server started before the change keeps searching the whole time
+    engine = SceneSearch(ModelRuntime(RuntimeConfig(profile="full", models_dir=str(tiny_models))), lancedb_uri=uri)
+    answers: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                response = engine.search("a person speaks", k=3)
+                answers.append((engine.store.table_name, len(response.results)))
+            except BaseException as exc:  # any failure fails the test
+                errors.append(exc)
+
+    def tables_json() -> dict:
+        out = CliRunner().invoke(cli, ["--home", str(home), "tables", "--json"])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.output)
+
+    loop = threading.Thread(target=search_loop, daemon=True)
+    loop.start()
+    try:
+        first, *rest = [p.video_id for p in plans]
+        _plans, results = index_stale(resources, [first])
+        assert all(r.ok for r in results), [r.error for r in results]
+        state = tables_json()
+        (rebuild,) = state["rebuilds"].values()
+        assert (rebuild["videos_done"], rebuild["videos_total"]) == (1, len(library["videos"]))
+        roles = {t["table"]: t["role"] for t in state["tables"]}
+        assert roles["scenes_full"] == "live" and roles[rebuild["building"]] == "building"
+        answered_before = len(answers)
+        while len(answers) < answered_before + 3 and not errors:  # still answering, from the old table
+            threading.Event().wait(0.05)
+        assert all(name == "scenes_full" for name, _ in answers)
+
+        _plans, results = index_stale(resources, rest)
+        assert all(r.ok for r in results), [r.error for r in results]
+        switched = len(answers)
+        while len(answers) < switched + 3 and not errors:
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=60)
+    assert not errors, errors
+    assert answers and all(n > 0 for _, n in answers), "a search came back empty"
+    new_table = rebuild["building"]
+    assert answers[-1][0] == new_table  # the running engine moved to the new table by itself
+    assert engine.encoders.text_encoder().dim == 48
+
+    state = tables_json()
+    roles = {t["table"]: t["role"] for t in state["tables"]}
+    assert roles == {new_table: "live", "scenes_full": "retired"} and not state["rebuilds"]
+    refused = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", new_table])
+    assert refused.exit_code != 0 and "live table" in refused.output
+    dropped = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", "scenes_full"])
+    assert dropped.exit_code == 0, dropped.output
+    assert {t["table"] for t in tables_json()["tables"]} == {new_table}

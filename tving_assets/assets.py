@@ -36,6 +36,7 @@ from tving_resources.scenes import SceneDetection
 from tving_resources.speech import Transcript
 from tving_resources.subtitles import MODES as SUBTITLE_MODES
 from tving_resources.subtitles import sidecar_signature, transcribe_with_subtitles
+from tving_resources.tables import TableRegistry
 from tving_resources.video import VideoInfo, fingerprint_file, probe_video
 
 from .checks import (
@@ -381,6 +382,16 @@ def scene_index(
             video, store, settings.catalog(), settings.paths.locks_dir, settings.video_lock_timeout_seconds
         )
         found = store.count(stage.video_id)
+        registry = TableRegistry(store.uri)
+        progress = registry.progress(models.profile_name)
+        switch = registry.switch_if_complete(models.profile_name)  # a new vector space, now complete
+    if switch:
+        context.log.info(f"search now answers from {switch.live}; {switch.retired} is retired (tving tables drop)")
+    rebuild = (
+        {"rebuild_videos": f"{progress.videos_done}/{progress.videos_total}", "rebuild_rows": progress.rows_done}
+        if progress
+        else {}
+    )
     problems = [] if found == report.rows else [f"the index holds {found} rows for {report.rows} scenes"]
     return dg.MaterializeResult(
         check_results=[check_result(INDEX_ROWS_MATCH_SCENES, problems, stage, expected=report.rows, found=found)],
@@ -391,6 +402,8 @@ def scene_index(
             "table": store.table_name,
             "uri": store.uri,
             "table_rows": store.count(),
+            "live_table": switch.live if switch else TableRegistry(store.uri).live_name(models.profile_name),
+            **rebuild,
             "dagster/row_count": report.rows,
             "seconds": stage.timer.seconds,
         },

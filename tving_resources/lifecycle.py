@@ -59,7 +59,9 @@ def commit_video(
             store.replace_video(video_id, rows)
             failpoint("commit:after")
             video.mark_committed(chain)
-        pruned = video.prune([chain, video.head()])
+        # rows of the other tables of this profile (live during a rebuild, retired) keep their thumbnails
+        others = _referenced_thumbnails(store.uri, video_id, exclude=store.table_name)
+        pruned = video.prune([chain, video.head()], keep_files=others.get((store.stamp.profile, video_id), ()))
         info = video.load("video", VideoInfo, chain["video"])
         catalog.mark_indexed(video_id, f"{info.size_bytes}-{info.mtime_ns}", info.fingerprint)
     return CommitReport(video_id, rows.num_rows, skipped, pruned, store.table_name)
@@ -174,8 +176,11 @@ def collect_garbage(
     return GarbageReport(videos, removed, orphans, busy)
 
 
-def _referenced_thumbnails(lancedb_uri: str) -> dict[tuple[str, str], set[str]]:
-    """(profile, video id) -> thumbnail paths that rows of that profile's table point to."""
+def _referenced_thumbnails(
+    lancedb_uri: str, video_id: str | None = None, exclude: str | None = None
+) -> dict[tuple[str, str], set[str]]:
+    """(profile, video id) -> thumbnail paths that rows of that profile's tables point to (the
+    live one, one being built for a new vector space, retired ones); ``exclude``: but this one."""
     from .profiles import PROFILES
 
     referenced: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -185,9 +190,11 @@ def _referenced_thumbnails(lancedb_uri: str) -> dict[tuple[str, str], set[str]]:
     except (OSError, ValueError, RuntimeError):
         return referenced
     for profile in PROFILES:
-        if table_name_for(profile) not in names:
-            continue
-        data = db.open_table(table_name_for(profile)).search().select(["video_id", "thumbnails"]).limit(None)
-        for row in data.to_arrow().to_pylist():
-            referenced[(profile, row["video_id"])].update(row["thumbnails"] or ())
+        base = table_name_for(profile)
+        for name in sorted(n for n in names if (n == base or n.startswith(f"{base}_")) and n != exclude):
+            query = db.open_table(name).search().select(["video_id", "thumbnails"]).limit(None)
+            if video_id is not None:
+                query = query.where(f"video_id = '{video_id}'")  # a checked id: [a-z0-9-] only
+            for row in query.to_arrow().to_pylist():
+                referenced[(profile, row["video_id"])].update(row["thumbnails"] or ())
     return referenced

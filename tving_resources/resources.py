@@ -184,7 +184,12 @@ class LanceDBResource(dg.ConfigurableResource):
         return self.uri or resolve_paths(settings.home, settings.videos_dir, settings.data_dir).lancedb_uri
 
     def store(self, settings: TvingSettings, stamp: ModelStamp) -> SceneStore:
-        return SceneStore(self.resolved_uri(settings), stamp)
+        """The table that rows of ``stamp``'s vector space go to: the live one, or, for a new
+        text or frame encoder, a table built beside it (see ``tving_resources.tables``)."""
+        from .tables import TableRegistry
+
+        uri = self.resolved_uri(settings)
+        return SceneStore(uri, stamp, table_name=TableRegistry(uri).table_for_write(stamp))
 
     def delete_video(self, settings: TvingSettings, video_id: str) -> int:
         """Delete a video's rows from every profile's table; returns the tables touched."""

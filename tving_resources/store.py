@@ -442,6 +442,17 @@ class TableStatus:
 PROVENANCE_COLUMNS = ("caption_model", "speech_model", "text_model", "frame_model", "ocr_model")
 
 
+def live_table_stamp(uri: str, name: str) -> ModelStamp | None:
+    """The stamp of table ``name`` (None when there is no such table yet, or no database)."""
+    try:
+        db = connect(uri)
+        if name not in list_table_names(db):
+            return None
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return ModelStamp.from_metadata(db.open_table(name).schema.metadata)
+
+
 def inspect_tables(uri: str) -> list[TableStatus]:
     """What each profile's scene table holds, read without loading any model."""
     try:
