@@ -160,6 +160,7 @@ class _EncodedBatch:
     n: int  # candidates per signal
     timings: dict[str, float]
     store: SceneStore  # the table version every read of the batch uses
+    tvecs: np.ndarray  # query vectors in the transcript vectors' space (qvecs unless it has its own)
 
 
 class SceneSearch:
@@ -234,11 +235,15 @@ class SceneSearch:
             # no table yet, or another profile's: the store says so in words when first read
             return SceneStore(self.uri, self.runtime.stamp(), ann=self.ann), self.runtime
         mine = self.runtime.profile
-        if (stamp.text_model, stamp.frame_model) == (mine.text_model, mine.frame_model):
+        if (stamp.text_model, stamp.frame_model) == (mine.text_model, mine.frame_model) and (
+            not stamp.transcript_model or stamp.transcript_model == mine.transcript_model
+        ):
             return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), self.runtime
         # the configured encoders are new; the live table is still of the old ones
         overrides = {**self.runtime.config.model_overrides, "text_encoder": stamp.text_model}
         overrides["frame_encoder"] = stamp.frame_model
+        if stamp.transcript_model:
+            overrides["transcript_encoder"] = stamp.transcript_model
         encoders = ModelRuntime(replace(self.runtime.config, model_overrides=overrides))
         return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), encoders
 
@@ -300,8 +305,10 @@ class SceneSearch:
         n = max(self.candidates, 4 * max(r.k for r in requests))
         live_store, encoders = self._live_table()
         store = live_store.snapshot()  # every read of this batch sees one version of the table
+        # Full text: a Korean query as written (the n-gram index reads Hangul), else the English text
+        full_text = [r.query if has_hangul(r.query) else texts[i] for i, r in enumerate(requests)]
         text_jobs = (
-            [self._pool.submit(store.text_search, texts[i], n, r.where) for i, r in enumerate(requests)]
+            [self._pool.submit(store.text_search, full_text[i], n, r.where) for i, r in enumerate(requests)]
             if "text" in self.signals
             else []
         )
@@ -309,9 +316,15 @@ class SceneSearch:
         qvecs = text_encoder.encode_queries(texts)
         # lite frame vectors live in the text encoder's space: the query vector serves both
         fvecs = qvecs if frame_encoder.queries_in_text_space else frame_encoder.encode_queries(texts)
+        # transcripts in a multilingual space of their own (full profile): the query as written
+        tvecs = (
+            encoders.transcript_encoder().encode_queries([r.query for r in requests])
+            if live_store.stamp.transcript_model
+            else qvecs
+        )
         timings = {"batch_size": len(requests), "encode": _ms(clock)}
         return _EncodedBatch(
-            list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings, store
+            list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings, store, tvecs
         )
 
     def _answer(self, batch: _EncodedBatch) -> list[SearchResponse]:
@@ -330,7 +343,7 @@ class SceneSearch:
         )
         # every candidate against every query of the batch, in two matrix products
         caption_sims = _matrix(rows.column("caption_vector")) @ batch.qvecs.T
-        transcript_sims = _matrix(rows.column("transcript_vector")) @ batch.qvecs.T
+        transcript_sims = _matrix(rows.column("transcript_vector")) @ batch.tvecs.T
         video_ids = rows.column("video_id").to_pylist()
         ranked = [
             self._rank(request, i, rows, position, hits[i], caption_sims, transcript_sims, video_ids, batch.fvecs[i])
@@ -365,10 +378,17 @@ class SceneSearch:
         groups: dict[str | None, list[int]] = {}
         for i, request in enumerate(batch.requests):
             groups.setdefault(request.where, []).append(i)
+        query_vectors = {"caption": batch.qvecs, "transcript": batch.tvecs}
         vector_jobs = [
-            (members, self._pool.submit(store.vector_search_batch, column, batch.qvecs[members], batch.n, where))
+            (
+                members,
+                self._pool.submit(
+                    store.vector_search_batch, f"{signal}_vector", query_vectors[signal][members], batch.n, where
+                ),
+            )
             for where, members in groups.items()
-            for column in (f"{signal}_vector" for signal in ("caption", "transcript") if signal in self.signals)
+            for signal in ("caption", "transcript")
+            if signal in self.signals
         ]
         hits: list[list] = [[] for _ in batch.requests]
         for members, job in vector_jobs:

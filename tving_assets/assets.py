@@ -297,6 +297,7 @@ def scene_vectors(
                 runtime.frame_encoder(),
                 stage.artifacts.base,
                 video.load("ocr", SceneTexts, ocr_key),
+                runtime.transcript_encoder(),
             ),
             SceneVectors,
         )

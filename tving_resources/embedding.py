@@ -150,6 +150,47 @@ class AngleTextEncoder:
         return normalize_rows(self._encode(texts, self.query_prompt))
 
 
+class MeanPoolTextEncoder:
+    """A transformers encoder with mean pooling and e5's ``query:``/``passage:`` prefixes, e.g.
+    intfloat/multilingual-e5-large: Korean and English speech in one space. Full profile."""
+
+    def __init__(self, tokenizer: Any, model: Any, model_id: str, batch_size: int = 32, max_length: int = 512):
+        self.tokenizer, self.model = tokenizer, model
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.dim = int(model.config.hidden_size)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        from .gpu import map_in_batches
+
+        device = next(self.model.parameters()).device
+
+        def run(batch: Sequence[str]) -> np.ndarray:
+            tokens = self.tokenizer(
+                list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            ).to(device)
+            with torch.inference_mode():
+                hidden = self.model(**tokens).last_hidden_state
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            return pooled.float().cpu().numpy()
+
+        rows = map_in_batches(list(texts), self.batch_size, run, f"text vectors ({self.model_id})")
+        return normalize_rows(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return encode_nonempty(lambda batch: self._encode([f"passage: {t}" for t in batch]), texts, self.dim)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([f"query: {t}" for t in texts])
+
+
 class OpenClipFrameEncoder:
     """open_clip CLIP: image vectors of keyframes at index time, text vectors of queries. Full profile."""
 

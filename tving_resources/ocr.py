@@ -24,6 +24,7 @@ READER_VERSION = 2  # part of the stored results' key: bump when what is read ch
 DEFAULT_LANGUAGES = "kor+eng"
 DEFAULT_MIN_CONFIDENCE = 75.0  # line confidence; noise read from photos scored 55-74 (measured)
 _MIN_SIDE = 600  # small frames are enlarged first: Tesseract reads larger text better (measured)
+_MAX_SIDE = 2400
 _HANGUL_SYLLABLE = re.compile(r"^[\uac00-\ud7a3]$")
 
 
@@ -71,8 +72,10 @@ class TextReader:
         import tesserocr
 
         image = image.convert("L")
-        if min(image.size) < _MIN_SIDE:
-            scale = _MIN_SIDE / min(image.size)
+        # small frames are upscaled (Tesseract misses small glyphs), never past _MAX_SIDE (a 4000x16
+        # strip would become 150000x600)
+        scale = min(_MIN_SIDE / min(image.size), _MAX_SIDE / max(image.size))
+        if scale > 1:
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
         lines: list[tuple[tuple[int, int], str]] = []  # (top, left) of a text line, its text
         confidences = []
@@ -83,7 +86,10 @@ class TextReader:
             self._api.SetImageBytes(image.tobytes(), image.width, image.height, 1, image.width)
             self._api.Recognize()
             level = tesserocr.RIL.TEXTLINE  # lines keep Tesseract's own spacing (Korean words whole)
-            for line in tesserocr.iterate_level(self._api.GetIterator(), level):
+            found = self._api.GetIterator()  # None: no text regions at all
+            for line in tesserocr.iterate_level(found, level) if found is not None else ():
+                if line is None:
+                    continue
                 try:
                     text = _join_syllables(line.GetUTF8Text(level).split())
                 except RuntimeError:  # an empty region

@@ -87,19 +87,21 @@ class SceneVectors:
     frames: np.ndarray  # (scenes, keyframes per scene, frame_dim)
     text_model: str
     frame_model: str
+    transcript_model: str = ""  # "" : the text encoder made the transcript vectors too
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
             "caption": self.caption,
             "transcript": self.transcript,
             "frames": self.frames,
-            "models": np.array([self.text_model, self.frame_model]),
+            "models": np.array([self.text_model, self.frame_model, self.transcript_model]),
         }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SceneVectors:
-        text_model, frame_model = (str(m) for m in arrays["models"])
-        return cls(arrays["caption"], arrays["transcript"], arrays["frames"], text_model, frame_model)
+        text_model, frame_model, *rest = (str(m) for m in arrays["models"])
+        transcript_model = rest[0] if rest else ""
+        return cls(arrays["caption"], arrays["transcript"], arrays["frames"], text_model, frame_model, transcript_model)
 
 
 def segment_video(info: VideoInfo, settings: SceneSettings) -> SceneDetection:
@@ -193,20 +195,24 @@ def embed_scenes(
     frame_encoder: FrameEncoder,
     thumbnails_root: Path,
     onscreen: SceneTexts | None = None,
+    transcript_encoder: TextEncoder | None = None,
 ) -> SceneVectors:
-    """Caption vectors (what is seen, with the on-screen text), transcript vectors, frame vectors."""
+    """Caption vectors (what is seen, with the on-screen text), transcript vectors (with
+    ``transcript_encoder`` when the profile has a multilingual one), frame vectors."""
     onscreen = onscreen or SceneTexts.empty(len(captions.scenes))
     caption_vecs = text_encoder.encode_passages(
         [caption_with_text(c.caption, t) for c, t in zip(captions.scenes, onscreen.texts, strict=True)]
     )
-    transcript_vecs = text_encoder.encode_passages([c.transcript for c in captions.scenes])
+    speech_encoder = transcript_encoder or text_encoder
+    transcript_vecs = speech_encoder.encode_passages([c.transcript for c in captions.scenes])
     k = keyframes.per_scene
     if frame_encoder.uses_frame_descriptions:
         flat = frame_encoder.encode_descriptions([d for c in captions.scenes for d in c.frame_descriptions])
     else:
         flat = frame_encoder.encode_images([load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.frames])
     frames = flat.reshape(len(captions.scenes), k, frame_encoder.dim).astype(np.float32)
-    return SceneVectors(caption_vecs, transcript_vecs, frames, text_encoder.model_id, frame_encoder.model_id)
+    separate = speech_encoder.model_id if speech_encoder is not text_encoder else ""
+    return SceneVectors(caption_vecs, transcript_vecs, frames, text_encoder.model_id, frame_encoder.model_id, separate)
 
 
 def model_stamp(profile: str, vectors: SceneVectors, captions: SceneCaptions, transcript: Transcript) -> ModelStamp:
@@ -219,6 +225,8 @@ def model_stamp(profile: str, vectors: SceneVectors, captions: SceneCaptions, tr
         frame_dim=int(vectors.frames.shape[2]),
         caption_model=captions.model_id,
         speech_model=transcript.model_id,
+        transcript_model=vectors.transcript_model,
+        transcript_dim=int(vectors.transcript.shape[1]) if vectors.transcript_model else 0,
     )
 
 
@@ -290,7 +298,7 @@ def check_scene_vectors(vectors: SceneVectors, captions: SceneCaptions, stamp: M
     n = len(captions.scenes)
     expected = {
         "caption": (n, stamp.text_dim),
-        "transcript": (n, stamp.text_dim),
+        "transcript": (n, stamp.transcript_space[1]),
     }
     for name, shape in expected.items():
         array = getattr(vectors, name)

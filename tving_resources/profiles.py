@@ -25,6 +25,9 @@ class ModelProfile:
     output_translation_model: str | None  # en->ko for video-to-text answers in Korean
     keyframes_per_scene: int
     caption_adapter: str | None = None
+    # a multilingual encoder for what is said (transcripts); None: the text encoder, already
+    # multilingual (lite). The full profile's text encoder, UAE-Large-V1, knows English only.
+    transcript_model: str | None = None
 
     def with_overrides(self, **models: str | None) -> ModelProfile:
         return replace(self, **{k: v for k, v in models.items() if v})
@@ -50,6 +53,7 @@ FULL = ModelProfile(
     translation_model="Helsinki-NLP/opus-mt-ko-en",
     output_translation_model="Helsinki-NLP/opus-mt-tc-big-en-ko",
     keyframes_per_scene=8,
+    transcript_model="intfloat/multilingual-e5-large",
 )
 
 PROFILES = {p.name: p for p in (LITE, FULL)}

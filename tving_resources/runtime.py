@@ -24,12 +24,13 @@ from .models import MODEL_CACHE
 from .profiles import ModelProfile, get_profile
 from .sources import load_with, resolve
 
-ROLES = ("speech", "captioner", "text_encoder", "frame_encoder", "translator")
+ROLES = ("speech", "captioner", "text_encoder", "transcript_encoder", "frame_encoder", "translator")
 _OVERRIDE_FIELDS = {
     "speech": "speech_model",
     "captioner": "caption_model",
     "caption_adapter": "caption_adapter",
     "text_encoder": "text_model",
+    "transcript_encoder": "transcript_model",
     "frame_encoder": "frame_model",
     "translator": "translation_model",
     "output_translator": "output_translation_model",
@@ -102,6 +103,7 @@ class ModelRuntime:
             "speech": p.speech_model,
             "captioner": p.caption_model + (f"+{p.caption_adapter}" if p.caption_adapter else ""),
             "text_encoder": p.text_model,
+            "transcript_encoder": p.transcript_model or p.text_model,
             "frame_encoder": p.frame_model,
             "translator": p.translation_model or "",
             "output_translator": p.output_translation_model or "",
@@ -122,7 +124,8 @@ class ModelRuntime:
                 "adapter": p.caption_adapter,
                 "max_new_tokens": c.caption_max_new_tokens,
             },
-            "vectors": {"text_model": p.text_model, "frame_model": p.frame_model},
+            "vectors": {"text_model": p.text_model, "frame_model": p.frame_model,
+                        "transcript_model": p.transcript_model or p.text_model},
             "ocr": {"enabled": c.ocr, "languages": c.ocr_languages, "min_confidence": c.ocr_min_confidence,
                     "frames_per_scene": c.ocr_frames_per_scene, "reader": _ocr_version()},
         }.get(stage, {})  # fmt: skip
@@ -163,6 +166,13 @@ class ModelRuntime:
             return reader
 
         return self._memo("text_reader", build)
+
+    def transcript_encoder(self):
+        """The encoder of transcripts and of the queries matched against them (the text encoder
+        unless the profile names a multilingual one)."""
+        if not self.profile.transcript_model:
+            return self.text_encoder()
+        return self._memo("transcript_encoder", self._build_transcript_encoder)
 
     def frame_encoder(self):
         return self._memo("frame_encoder", self._build_frame_encoder)
@@ -222,6 +232,27 @@ class ModelRuntime:
         angle = MODEL_CACHE.get(key, lambda: self._load_angle(model_id, device))
         return AngleTextEncoder(angle, model_id, batch_size=self.config.text_batch_size)
 
+    def _build_transcript_encoder(self):
+        from .embedding import MeanPoolTextEncoder
+
+        model_id = self.profile.transcript_model
+        device = self.torch_device()
+        key = f"transcript:{self._location(model_id, 'transcript encoder')}:{device}"
+        tokenizer, model = MODEL_CACHE.get(key, lambda: self._load_mean_pool(model_id, device))
+        return MeanPoolTextEncoder(tokenizer, model, model_id, batch_size=self.config.text_batch_size)
+
+    def _load_mean_pool(self, model_id: str, device: str):
+        from transformers import AutoModel, AutoTokenizer
+
+        dtype = self.torch_dtype()
+
+        def load(location: str):
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            model = AutoModel.from_pretrained(location, dtype=dtype).to(device).eval()
+            return tokenizer, model
+
+        return load_with(resolve(model_id, self.models_dir, "transcript encoder"), load)
+
     def _build_frame_encoder(self):
         model_id = self.profile.frame_model
         if model_id == "lite/labels-e5":
@@ -272,6 +303,7 @@ class ModelRuntime:
         from .store import ModelStamp
 
         text, frame = self.text_encoder(), self.frame_encoder()
+        transcript = self.transcript_encoder() if self.profile.transcript_model else None
         return ModelStamp(
             profile=self.profile.name,
             text_model=text.model_id,
@@ -280,6 +312,8 @@ class ModelRuntime:
             frame_dim=frame.dim,
             caption_model=self.model_ids()["captioner"],
             speech_model=self.profile.speech_model,
+            transcript_model=transcript.model_id if transcript else "",
+            transcript_dim=transcript.dim if transcript else 0,
         )
 
     # ----------------------------------------------------------------- loaders

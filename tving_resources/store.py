@@ -84,6 +84,13 @@ class ModelStamp:
     frame_dim: int
     caption_model: str
     speech_model: str
+    # the encoder of transcript vectors when it is not the text encoder ("" / 0: the text encoder)
+    transcript_model: str = ""
+    transcript_dim: int = 0
+
+    @property
+    def transcript_space(self) -> tuple[str, int]:
+        return (self.transcript_model or self.text_model, self.transcript_dim or self.text_dim)
 
     def to_metadata(self) -> dict[str, str]:
         meta = {f"{_META_PREFIX}{k}": str(v) for k, v in self.__dict__.items()}
@@ -102,6 +109,8 @@ class ModelStamp:
                 frame_dim=int(meta[f"{_META_PREFIX}frame_dim"]),
                 caption_model=meta[f"{_META_PREFIX}caption_model"],
                 speech_model=meta[f"{_META_PREFIX}speech_model"],
+                transcript_model=meta.get(f"{_META_PREFIX}transcript_model", ""),
+                transcript_dim=int(meta.get(f"{_META_PREFIX}transcript_dim", 0)),
             )
         except (KeyError, ValueError):
             return None
@@ -111,6 +120,8 @@ class ModelStamp:
         for name in ("text_model", "text_dim", "frame_model", "frame_dim"):
             if getattr(self, name) != getattr(other, name):
                 return f"{name} is {getattr(self, name)!r} in the index but {getattr(other, name)!r} here"
+        if self.transcript_space != other.transcript_space:
+            return f"the transcript encoder is {self.transcript_space} in the index but {other.transcript_space} here"
         return None
 
     def write_mismatch(self, other: ModelStamp) -> str | None:
@@ -136,6 +147,7 @@ def table_name_for(profile: str) -> str:
 
 def scene_schema(stamp: ModelStamp) -> pa.Schema:
     text_vec = pa.list_(pa.float32(), stamp.text_dim)
+    transcript_vec = pa.list_(pa.float32(), stamp.transcript_space[1])
     frame_vec = pa.list_(pa.float32(), stamp.frame_dim)
     return pa.schema(
         [
@@ -156,7 +168,7 @@ def scene_schema(stamp: ModelStamp) -> pa.Schema:
             pa.field("language", pa.string()),
             pa.field("has_transcript", pa.bool_()),
             pa.field("caption_vector", text_vec),
-            pa.field("transcript_vector", text_vec),
+            pa.field("transcript_vector", transcript_vec),
             pa.field("frame_vectors", pa.list_(frame_vec)),
             pa.field("keyframe_times", pa.list_(pa.float64())),
             pa.field("thumbnails", pa.list_(pa.string())),

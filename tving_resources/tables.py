@@ -32,6 +32,8 @@ LIVE, BUILDING, RETIRED = "live", "building", "retired"
 def space_key(stamp: ModelStamp) -> str:
     """A short id of the vector space (what must match for vectors to be compared)."""
     space = f"{stamp.text_model}|{stamp.text_dim}|{stamp.frame_model}|{stamp.frame_dim}"
+    if stamp.transcript_model:
+        space += f"|{stamp.transcript_model}|{stamp.transcript_dim}"
     return hashlib.sha256(space.encode()).hexdigest()[:8]
 
 

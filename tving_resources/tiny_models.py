@@ -18,6 +18,7 @@ from pathlib import Path
 LAYOUT = {
     "captioner": "Qwen/Qwen2-VL-2B-Instruct",
     "text_encoder": "WhereIsAI/UAE-Large-V1",
+    "transcript_encoder": "intfloat/multilingual-e5-large",
     "frame_encoder": "open_clip/ViT-L-14/openai",
     "speech": "Systran/faster-whisper-large-v3",
     "translator": "Helsinki-NLP/opus-mt-ko-en",
@@ -100,8 +101,13 @@ def build_qwen2vl(out_dir: Path) -> Path:
     return out_dir
 
 
-def build_bert(out_dir: Path, hidden_size: int = 32) -> Path:
-    """A BERT that AnglE loads like UAE-Large-V1 (512 positions: AnglE's default max_length)."""
+# Hangul words for the tiny multilingual encoder's vocabulary (any Hangul is [UNK] otherwise)
+_KOREAN_WORDS = ("서울", "날씨", "비", "요리", "축구", "뉴스", "오늘", "시장", "사람", "음식")
+
+
+def build_bert(out_dir: Path, hidden_size: int = 32, extra_words: tuple[str, ...] = ()) -> Path:
+    """A BERT that AnglE loads like UAE-Large-V1 (512 positions: AnglE's default max_length); with
+    Hangul words, the stand-in for multilingual-e5-large (loaded by transformers, mean pooling)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -125,6 +131,7 @@ def build_bert(out_dir: Path, hidden_size: int = 32) -> Path:
         "represent",
         "sentence",
         "searching",
+        *extra_words,
     ]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(words)), *letters, *[f"##{c}" for c in letters]]
     vocab += list(".,:!?'")
@@ -270,6 +277,7 @@ def build_full_profile(models_dir: str | os.PathLike[str]) -> dict[str, Path]:
     builders = {
         "captioner": build_qwen2vl,
         "text_encoder": build_bert,
+        "transcript_encoder": lambda d: build_bert(d, hidden_size=24, extra_words=_KOREAN_WORDS),
         "frame_encoder": build_open_clip,
         "speech": build_whisper_ct2,
         "translator": lambda d: build_marian(d, "ko", "en"),
