@@ -234,16 +234,18 @@ class SceneSearch:
         if stamp is None or stamp.profile != self.runtime.profile.name:
             # no table yet, or another profile's: the store says so in words when first read
             return SceneStore(self.uri, self.runtime.stamp(), ann=self.ann), self.runtime
-        mine = self.runtime.profile
-        if (stamp.text_model, stamp.frame_model) == (mine.text_model, mine.frame_model) and (
-            not stamp.transcript_model or stamp.transcript_model == mine.transcript_model
-        ):
+        mine = self.runtime.stamp()  # loads the configured encoders (the queries need them anyway)
+        if stamp.query_mismatch(mine) is None:
             return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), self.runtime
-        # the configured encoders are new; the live table is still of the old ones
-        overrides = {**self.runtime.config.model_overrides, "text_encoder": stamp.text_model}
-        overrides["frame_encoder"] = stamp.frame_model
-        if stamp.transcript_model:
-            overrides["transcript_encoder"] = stamp.transcript_model
+        # the configured encoders are new; the live table is still of the old ones: load those
+        overrides = dict(self.runtime.config.model_overrides)
+        for role, before, now in (
+            ("text_encoder", stamp.text_model, mine.text_model),
+            ("frame_encoder", stamp.frame_model, mine.frame_model),
+            ("transcript_encoder", stamp.transcript_model, mine.transcript_model),
+        ):
+            if before and before != now:
+                overrides[role] = before
         encoders = ModelRuntime(replace(self.runtime.config, model_overrides=overrides))
         return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), encoders
 

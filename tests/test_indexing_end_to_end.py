@@ -45,6 +45,7 @@ def test_each_model_loaded_once_for_the_whole_call(indexed_library):
         "speech:lite/faster-whisper-base:cpu:int8",
         "captioner:lite/efficientnet-lite0:cpu",
         "text:lite/multilingual-e5-small",
+        "ocr:tesseract:kor+eng",
     }
     assert all(count == 1 for count in loads.values()), loads
 

@@ -219,3 +219,42 @@ def test_new_text_encoder_builds_beside_the_live_table_then_switches(library, ti
     dropped = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", "scenes_full"])
     assert dropped.exit_code == 0, dropped.output
     assert {t["table"] for t in tables_json()["tables"]} == {new_table}
+
+
+def test_full_profile_finds_korean_speech_with_a_korean_query(tmp_path, tiny_models, cuts_clip, speech_clip):
+    """A clip whose transcript is Korean (from a Korean subtitle file beside it) is found by a
+    Korean query in the full profile: transcripts in the multilingual encoder's space, the query
+    encoded as written for that signal, Korean full text through the n-gram index."""
+    import shutil
+
+    from query_app.search import SceneSearch
+    from tving_assets.indexing import index_videos
+    from tving_resources.config import resolve_paths
+    from tving_resources.runtime import ModelRuntime, RuntimeConfig
+    from tving_resources.store import inspect_tables
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    news = folder / "news.mp4"
+    shutil.copyfile(cuts_clip[0], news)
+    (folder / "news.ko.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:30,000\n오늘 서울 날씨는 종일 비가 내리겠습니다\n", encoding="utf-8"
+    )
+    home = tmp_path / "home"
+    resources = make_resources(home)
+    resources["models"] = ModelRuntimeResource(profile="full", models_dir=str(tiny_models))
+    results = index_videos([str(news), str(speech_clip[0])], resources)
+    assert all(r.ok for r in results), [r.error for r in results]
+    (table,) = inspect_tables(resolve_paths(home=home).lancedb_uri)
+    assert (table.stamp.transcript_model, table.stamp.transcript_dim) == ("intfloat/multilingual-e5-large", 24)
+    assert table.stamp.text_dim == 32  # captions stay in the English encoder's space
+
+    engine = SceneSearch(
+        ModelRuntime(RuntimeConfig(profile="full", models_dir=str(tiny_models))),
+        lancedb_uri=resolve_paths(home=home).lancedb_uri,
+    )
+    response = engine.search("서울 날씨", k=3)
+    assert response.translated  # the caption signal still gets the English translation
+    top = response.results[0]
+    assert top.video_id == results[0].video_id and "서울" in top.transcript_snippet, response.to_dict()
+    assert top.scores["text"] > 0

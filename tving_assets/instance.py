@@ -8,6 +8,7 @@ looks "never materialized" in the UI.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -33,8 +34,20 @@ def dagster_home(tving_home: Path) -> Path:
 def get_instance(tving_home: Path) -> dg.DagsterInstance:
     from dagster._core.instance.ref import InstanceRef  # no public constructor from a folder
 
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home(tving_home))))
-    ensure_pool_limits(instance)
+    folder = dagster_home(tving_home)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Two `tving index` calls started at once on a new home would both create and migrate the
+    # instance's SQLite databases, and one fails on alembic's version row (seen in CI): the first
+    # opening, which creates every database, happens under a lock.
+    with open(folder / ".instance.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(folder)))
+            instance.get_runs(limit=1)  # run storage
+            instance.all_instigator_state()  # schedule storage
+            ensure_pool_limits(instance)  # event log storage
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     reap_dead_cli_runs(instance)
     return instance
 
