@@ -44,6 +44,7 @@ def _summary_text(result: dict) -> str:
     lines.append(f"  cuts {result['cuts']}")
     lines.append(f"  speech {result['speech']}")
     lines.append(f"  Korean full-text {result['korean_full_text']}")
+    lines.append(f"  minimum score {result.get('min_score')}")
     return "\n".join(lines) + "\n"
 
 

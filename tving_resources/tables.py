@@ -119,6 +119,10 @@ class TableRegistry:
             if live_stamp is None or space_key(live_stamp) == space_key(stamp):
                 return tables.live or table_name_for(stamp.profile)
             name = f"{table_name_for(stamp.profile)}_{space_key(stamp)}"
+            for retired in tables.retired:  # a roll-back: the retired table of that space is reused
+                old = self._stamp_of(retired)
+                if old is not None and space_key(old) == space_key(stamp):
+                    name = retired
             if tables.building != name:
                 if tables.building and tables.building not in tables.retired:
                     tables.retired.append(tables.building)  # a rebuild for another space, abandoned
