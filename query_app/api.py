@@ -413,6 +413,40 @@ def create_app(
         ]
         return public(items)
 
+    def model_name(model: str) -> str:
+        """A model id as shown: a local folder (an adapter, a models-folder override) by its last
+        parts only, unless the server shows paths."""
+        if policy.show_paths:
+            return model
+        return "+".join(Path(part).name if part.startswith("/") else part for part in model.split("+"))
+
+    def scene_tables() -> list[dict[str, Any]]:
+        from tving_resources.store import inspect_tables
+        from tving_resources.tables import TableRegistry
+
+        try:
+            roles = TableRegistry(state.search.uri).roles()
+            found = inspect_tables(state.search.uri)
+        except TvingError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        return [
+            {
+                "table": t.name,
+                "role": roles.get(t.name, "unregistered"),
+                "videos": t.videos,
+                "rows": t.rows,
+                "rows_per_model": {
+                    column: {model_name(m): n for m, n in models.items()} for column, models in t.rows_per_model.items()
+                },
+            }
+            for t in found
+        ]
+
+    @app.get("/tables", tags=["library"])
+    def tables() -> list[dict[str, Any]]:
+        """Scene tables (live, building for a new encoder, retired) and their rows per model."""
+        return scene_tables()
+
     @app.get("/status", tags=["library"])
     async def indexing_status() -> dict[str, Any]:
         if state.dagster is None:
@@ -503,6 +537,7 @@ def create_app(
                 "next_cursor": next_cursor,
                 "limit": limit,
                 "failures": failures(),
+                "tables": scene_tables(),
                 "dagster": state.dagster is not None,
                 "max_upload_mb": state.max_upload_bytes // 2**20,
                 "extensions": sorted(VIDEO_EXTENSIONS),

@@ -23,6 +23,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 import media  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _restore_tving_environment():
+    """`tving --home/--profile` set TVING_HOME/TVING_PROFILE for the whole process (that is how
+    they reach every layer); under CliRunner that would leak into later tests."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("TVING_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("TVING_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
@@ -86,7 +97,7 @@ def indexed_library(tmp_path_factory, media_dir, cuts_clip, speech_clip, sample_
         "home": home,
         "resources": resources,
         "results": {Path(r.path).name: r for r in results},
-        "loads": {k: loads_after[k] - loads_before.get(k, 0) for k in loads_after},
+        "loads": {k: n - loads_before.get(k, 0) for k, n in loads_after.items() if n > loads_before.get(k, 0)},
         "hangul": hangul,
     }
 

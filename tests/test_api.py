@@ -109,6 +109,13 @@ def test_library_endpoints(client, speech_id, indexed_library):
     detail = client.get(f"/videos/{speech_id}").json()
     assert len(detail["scenes"]) == 3 and detail["scenes"][1]["thumbnail_urls"]
     assert "vectors" not in str(detail.keys())
+    (table,) = client.get("/tables").json()  # provenance: rows per model, per table
+    assert (table["table"], table["role"]) == ("scenes_lite", "live")
+    scenes = table["rows"]
+    assert table["rows_per_model"]["speech_model"] == {"lite/faster-whisper-base": scenes}
+    assert sum(table["rows_per_model"]["caption_model"].values()) == scenes
+    page = client.get("/library").text
+    assert "Scene tables and models" in page and "lite/faster-whisper-base" in page
 
 
 def test_stream_answers_range_requests(client, speech_id, speech_clip):

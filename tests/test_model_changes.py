@@ -61,7 +61,7 @@ def test_unchanged_models_leave_nothing_stale(library, tiny_models):
     assert not any(p.stale for p in plans), [p.reasons for p in plans]
 
 
-def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tmp_path, frames_dataset):
+def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tmp_path, frames_dataset, monkeypatch):
     import dagster as dg
 
     from tving_assets.finetune import captioner_lora_adapter
@@ -77,6 +77,21 @@ def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tm
             "frames_per_example": 2, "lora_rank": 4, "lora_alpha": 8}}}},
     )  # fmt: skip
     assert trained.success
+
+    # the command line sees the same plan (the adapter from TVING_CAPTION_ADAPTER, as a user sets it)
+    from click.testing import CliRunner
+
+    from query_app.cli import main as cli
+
+    monkeypatch.setenv("TVING_MODELS_DIR", str(tiny_models))
+    monkeypatch.setenv("TVING_CAPTION_ADAPTER", str(adapter))
+    args = ["--home", str(library["home"]), "--profile", "full", "index", "--stale", "--dry-run", "--json"]
+    out = CliRunner().invoke(cli, args)
+    monkeypatch.delenv("TVING_CAPTION_ADAPTER")
+    assert out.exit_code == 0, out.output
+    planned = json.loads(out.output)
+    assert not planned["results"] and len(planned["plans"]) == len(library["videos"])
+    assert all(set(p["stages"]) == CAPTION_DEPENDENT for p in planned["plans"]), planned
 
     resources = _resources(library, tiny_models, caption_adapter=str(adapter))
     (plan, *_) = plan_stale(resources)

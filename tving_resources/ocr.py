@@ -11,9 +11,10 @@ from __future__ import annotations
 import glob
 import locale
 import os
+import queue
 import re
-import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
@@ -49,11 +50,15 @@ def tessdata_dir() -> str:
 
 
 class TextReader:
-    """One Tesseract engine for the process (it is not thread-safe: calls are serialised)."""
+    """Tesseract engines for the process, one per core up to ``engines``: an engine is not
+    thread-safe, but tesserocr releases the GIL while it recognises, so frames are read in
+    parallel, one engine each."""
 
     model_id = "tesseract-lstm"
 
-    def __init__(self, languages: str = DEFAULT_LANGUAGES, min_confidence: float = DEFAULT_MIN_CONFIDENCE):
+    def __init__(
+        self, languages: str = DEFAULT_LANGUAGES, min_confidence: float = DEFAULT_MIN_CONFIDENCE, engines: int = 0
+    ):
         import tesserocr
 
         _c_numeric_locale()
@@ -62,11 +67,18 @@ class TextReader:
         self.model_id = f"tesseract-lstm:{languages}"
         # sparse text: titles and captions sit anywhere on a frame, in no page layout (AUTO found
         # nothing on plain cards, measured)
-        self._api = tesserocr.PyTessBaseAPI(path=tessdata_dir(), lang=languages, psm=tesserocr.PSM.SPARSE_TEXT)
-        self._lock = threading.Lock()
+        count = engines or min(2, os.cpu_count() or 1)
+        self._engines: queue.Queue = queue.Queue()
+        for _ in range(count):
+            self._engines.put(
+                tesserocr.PyTessBaseAPI(path=tessdata_dir(), lang=languages, psm=tesserocr.PSM.SPARSE_TEXT)
+            )
+        self._pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="tving-ocr") if count > 1 else None
 
     def read(self, images: Sequence[Image.Image]) -> list[FrameText]:
-        return [self._read_one(image) for image in images]
+        if self._pool is None or len(images) < 2:
+            return [self._read_one(image) for image in images]
+        return list(self._pool.map(self._read_one, images))
 
     def _read_one(self, image: Image.Image) -> FrameText:
         import tesserocr
@@ -79,14 +91,15 @@ class TextReader:
             image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
         lines: list[tuple[tuple[int, int], str]] = []  # (top, left) of a text line, its text
         confidences = []
-        with self._lock:
+        api = self._engines.get()
+        try:
             _c_numeric_locale()
             # raw grey bytes: SetImage(PIL) goes through PNG in memory, which fails (and aborts the
             # process) when another library loaded a different zlib first (seen under pytest)
-            self._api.SetImageBytes(image.tobytes(), image.width, image.height, 1, image.width)
-            self._api.Recognize()
+            api.SetImageBytes(image.tobytes(), image.width, image.height, 1, image.width)
+            api.Recognize()
             level = tesserocr.RIL.TEXTLINE  # lines keep Tesseract's own spacing (Korean words whole)
-            found = self._api.GetIterator()  # None: no text regions at all
+            found = api.GetIterator()  # None: no text regions at all
             for line in tesserocr.iterate_level(found, level) if found is not None else ():
                 if line is None:
                     continue
@@ -100,6 +113,8 @@ class TextReader:
                 left, top, *_ = line.BoundingBox(level) or (0, 0)
                 lines.append(((top, left), text))
                 confidences.append(confidence)
+        finally:
+            self._engines.put(api)
         text = "\n".join(text for _, text in sorted(lines))
         return FrameText(text, round(sum(confidences) / len(confidences), 1) if confidences else 0.0, len(confidences))
 

@@ -137,12 +137,17 @@ def read_scene_texts(
     seconds: the middle frames see them; reading every keyframe costs a Tesseract pass each)."""
     from .ocr import scene_text
 
-    texts, confidences = [], []
+    chosen = []
     for scene in detection.scenes:
         frames = keyframes.of_scene(scene.index)
         middle = len(frames) // 2
-        chosen = frames[max(0, middle - frames_per_scene // 2) :][:frames_per_scene]
-        results = reader.read([load_rgb(thumbnails_root / f.thumbnail) for f in chosen])
+        chosen.append(frames[max(0, middle - frames_per_scene // 2) :][:frames_per_scene])
+    # every frame of the video in one call: the reader spreads them over its engines
+    flat = reader.read([load_rgb(thumbnails_root / f.thumbnail) for frames in chosen for f in frames])
+    texts, confidences = [], []
+    start = 0
+    for frames in chosen:
+        results, start = flat[start : start + len(frames)], start + len(frames)
         texts.append(scene_text(results))
         kept = [r.confidence for r in results if r.lines]
         confidences.append(round(sum(kept) / len(kept), 1) if kept else 0.0)
