@@ -30,6 +30,7 @@ def plan(profile: ModelProfile, models_dir: Path) -> list[PlannedModel]:
         "captioner": profile.caption_model,
         "caption_adapter": profile.caption_adapter,
         "text_encoder": profile.text_model,
+        "transcript_encoder": profile.transcript_model,
         "frame_encoder": profile.frame_model,
         "translator": profile.translation_model,
         "output_translator": profile.output_translation_model,
