@@ -66,11 +66,25 @@ _MAINTENANCE_RETRIES = 20  # compaction rewrites many rows: any concurrent write
 @dataclass(frozen=True)
 class AnnSettings:
     """How the nearest-neighbour searches use an ANN index (ignored while a table has none).
-    ``nprobes``: IVF partitions searched; ``refine_factor``: candidates re-ranked with the exact
-    vectors, as a multiple of the limit. Defaults chosen with `tving bench ann` (README)."""
+    ``nprobes``: IVF partitions searched (None: ``probe_fraction`` of the index's partitions, at
+    least ``min_nprobes``); ``refine_factor``: candidates re-ranked with the exact vectors, as a
+    multiple of the limit. Chosen with `tving bench ann` at 1M rows (README): 200 of 1,000
+    partitions and refine 10; a fixed 200 would probe most of a smaller table's partitions."""
 
-    nprobes: int | None = 200
+    nprobes: int | None = None
     refine_factor: int | None = 10
+    probe_fraction: float = 0.2
+    min_nprobes: int = 20
+
+    def probes_for(self, partitions: int) -> int:
+        if self.nprobes:
+            return self.nprobes
+        return min(partitions, max(self.min_nprobes, round(self.probe_fraction * partitions)))
+
+
+def ann_partitions(rows: int) -> int:
+    """IVF partitions of an index over ``rows`` vectors (about the square root)."""
+    return max(16, int(rows**0.5))
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,7 @@ class SceneStore:
         self.ann = ann or AnnSettings()
         self._db = None
         self._table = None
+        self._probes: dict[str, int | None] = {}  # vector column -> nprobes for its index
 
     # ---------------------------------------------------------------- tables
     @property
@@ -377,6 +392,17 @@ class SceneStore:
         rows = query.to_arrow().to_pylist()
         return sorted(rows, key=lambda r: r["scene_index"])
 
+    def _nprobes(self, column: str) -> int | None:
+        """Partitions to probe in ``column``'s index (None: no index yet, an exact search)."""
+        if column not in self._probes:
+            try:
+                stats = self.table().index_stats(f"{column}_idx")
+            except (OSError, ValueError, RuntimeError):
+                stats = None
+            rows = stats.num_indexed_rows if stats is not None else 0
+            self._probes[column] = self.ann.probes_for(ann_partitions(rows)) if rows else None
+        return self._probes[column]
+
     def vector_search_batch(self, column: str, vectors: np.ndarray, limit: int, where: str | None = None) -> pa.Table:
         """Nearest rows of several query vectors in one query: ``query_index``, ``_rowid``,
         ``similarity``. Much cheaper than one query per vector (LanceDB's per-query cost)."""
@@ -389,8 +415,9 @@ class SceneStore:
             .with_row_id(True)
             .select(["_distance"])
         )
-        if self.ann.nprobes:
-            query = query.nprobes(self.ann.nprobes)
+        nprobes = self._nprobes(column)
+        if nprobes:
+            query = query.nprobes(nprobes)
         if self.ann.refine_factor:
             query = query.refine_factor(self.ann.refine_factor)
         if where:
@@ -537,7 +564,7 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
                 # the latency for IVF-HNSW-SQ; README, Performance)
                 dim = table.schema.field(column).type.list_size
                 sub_vectors = dim // 4 if dim % 4 == 0 else None  # 4 dimensions per sub-vector: 96 for 384
-                config = IvfPq(distance_type="dot", num_partitions=max(16, int(rows**0.5)), num_sub_vectors=sub_vectors)
+                config = IvfPq(distance_type="dot", num_partitions=ann_partitions(rows), num_sub_vectors=sub_vectors)
                 _retry_on_conflict(
                     lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry
                 )
