@@ -18,7 +18,7 @@ if [ "${TVING_FOR_TESTS:-0}" = 1 ]; then
   # loopback and stopped by them; never left running as services)
   command -v chromium >/dev/null || apt_packages+=(chromium)
   # Korean glyphs in the browser test's screenshots and the evaluation report's charts
-  fc-list 2>/dev/null | grep -q "Noto Sans CJK" || apt_packages+=(fonts-noto-cjk fontconfig)
+  fc-list 2>/dev/null | grep -c "Noto Sans CJK" >/dev/null || apt_packages+=(fonts-noto-cjk fontconfig)  # -c reads all: no SIGPIPE under pipefail
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi

@@ -83,7 +83,12 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
     assert videos == 12
     assert loads and all(n / videos <= 0.25 for n in loads.values()), loads  # each model: once per batch
     per_video = instance.get_runs(filters=dg.RunsFilter(job_name="index_video"))
-    assert len(per_video) == 12 and sum(r.status == dg.DagsterRunStatus.FAILURE for r in per_video) == 1
+    failed = [r for r in per_video if r.status == dg.DagsterRunStatus.FAILURE]
+    reasons = [
+        (r.tags.get("dagster/partition"), [e.message for e in instance.all_logs(r.run_id) if e.level >= 40][:3])
+        for r in failed
+    ]
+    assert len(per_video) == 12 and len(failed) == 1, reasons
     print(json.dumps({"model_loads": loads, "videos": videos}))
 
 
