@@ -54,7 +54,12 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
 
     def settled() -> bool:
         states = [catalog.find(e.video_id) for e in catalog.entries()]
-        return len(states) == len(files) and all(s.state in ("indexed", "failed") for s in states)
+        if len(states) != len(files) or any(s.state not in ("indexed", "failed") for s in states):
+            return False
+        # a video is "indexed" once committed, a moment before its run ends: wait for the runs too
+        # (stopping the daemon's group earlier interrupts a run that has done all its work)
+        batches = get_instance(home).get_runs(filters=dg.RunsFilter(job_name="index_batch_job"))
+        return bool(batches) and all(r.is_finished for r in batches)
 
     command = [str(BIN / "dagster-daemon"), "run", "-m", "tving_assets.definitions"]
     daemon = spawn(command, env, tmp_path / "daemon.log", cwd=tmp_path)
