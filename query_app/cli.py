@@ -66,8 +66,8 @@ def main(home: str | None, profile: str | None) -> None:
 @click.option(
     "--stale",
     is_flag=True,
-    help="Re-run only the stages that a model or settings change made stale, for every catalogued "
-    "video (or the videos/ids named).",
+    help="Re-run only the stages that a model or settings change made stale, for every indexed "
+    "video (or the videos/ids named, failed ones included).",
 )
 @click.option("--dry-run", is_flag=True, help="With --stale: show which stages would run, run nothing.")
 def index(

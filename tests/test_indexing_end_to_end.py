@@ -162,3 +162,21 @@ def test_frame_weight_adds_the_best_frame_score(indexed_library, library_search)
     for result in engine.search("a cat", k=3).results:
         s = result.scores
         assert result.score == pytest.approx(max(s["caption"], s["transcript"], s["text"]) + 0.5 * s["frame"], abs=2e-4)
+
+
+def test_stale_plan_covers_indexed_videos_and_follows_settings(indexed_library):
+    """Nothing is stale right after indexing; failed files are left to the sensor; a scene
+    setting makes every stage from scenes on stale, nothing before it."""
+    from conftest import make_resources
+
+    from tving_assets.indexing import plan_stale
+
+    indexed = {r.video_id for r in indexed_library["results"].values() if r.ok}
+    plans = plan_stale(indexed_library["resources"])
+    assert {p.video_id for p in plans} == indexed and not any(p.stale for p in plans)
+    changed = make_resources(indexed_library["home"], scene_threshold=31.0)
+    for plan in plan_stale(changed):
+        assert list(plan.reasons) == ["scenes"] and "threshold: 27.0 -> 31.0" in plan.reasons["scenes"]
+        assert plan.assets == [
+            "scenes", "keyframes", "onscreen_text", "captions", "scene_vectors", "scene_rows", "scene_index"
+        ]  # fmt: skip

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog import INDEXED, VideoCatalog
 from tving_resources.ids import is_video_file
 from tving_resources.resources import TvingSettings, stage_params
 from tving_resources.staleness import Staleness, stale_stages
@@ -123,7 +123,9 @@ def plan_stale(resources: dict[str, dg.ConfigurableResource], video_ids: Sequenc
     current = stage_params(settings, resources["models"])
     artifacts = settings.artifacts(resources["models"].profile_name)
     catalog = settings.catalog()
-    ids = list(video_ids) or [e.video_id for e in catalog.entries()]
+    # by default the indexed videos: a failed one is tried again when its file changes (the sensor)
+    # or when named here, not on every model change
+    ids = list(video_ids) or [e.video_id for e in catalog.entries() if e.state == INDEXED]
     return [stale_stages(artifacts.video(v), current) for v in ids]
 
 
