@@ -171,6 +171,59 @@ class SyntheticText:
         return " ".join(self.rng.choice(self.words, count, p=self.p))
 
 
+def synthetic_scene_columns(
+    ids: np.ndarray,
+    stamp,
+    captions: list[str],
+    transcripts: list[str],
+    caption_vectors: np.ndarray,
+    transcript_vectors: np.ndarray,
+    frames: np.ndarray,
+) -> dict:
+    """The columns of synthetic scenes ``ids`` (20 scenes of 6 s per video) in the scene schema;
+    texts and vectors as given (``frames``: scenes x keyframes x dim)."""
+    import pyarrow as pa
+
+    def fixed(values: np.ndarray, size: int):
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), size)
+
+    n, k = len(ids), frames.shape[1]
+    video, scene = ids // 20, ids % 20
+    texts = [f"{c}\n{t}" for c, t in zip(captions, transcripts, strict=True)]
+    return {
+        "scene_id": [f"synthetic-{v:010x}:{i:05d}" for v, i in zip(video, scene, strict=True)],
+        "video_id": [f"synthetic-{v:010x}" for v in video],
+        "video_path": [f"/videos/synthetic-{v}.mp4" for v in video],
+        "video_name": [f"synthetic-{v}.mp4" for v in video],
+        "video_duration": np.full(n, 120.0),
+        "scene_index": scene.astype(np.int32),
+        "start": scene * 6.0,
+        "end": scene * 6.0 + 6.0,
+        "caption": captions,
+        "transcript": transcripts,
+        "search_text": texts,
+        "search_text_ngram": texts,
+        "ocr_text": [""] * n,
+        "transcript_source": ["speech"] * n,
+        "ocr_model": ["off"] * n,
+        "language": ["en"] * n,
+        "has_transcript": np.ones(n, dtype=bool),
+        "caption_vector": fixed(caption_vectors, caption_vectors.shape[1]),
+        "transcript_vector": fixed(transcript_vectors, transcript_vectors.shape[1]),
+        "frame_vectors": pa.ListArray.from_arrays(
+            pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), fixed(frames, frames.shape[2])
+        ),
+        "keyframe_times": [[s * 6.0 + 1 + 2 * j for j in range(k)] for s in scene],
+        "thumbnails": [[f"synthetic/{i}_{j}.jpg" for j in range(k)] for i in ids],
+        "fingerprint": ["0" * 32] * n,
+        "caption_model": [stamp.caption_model] * n,
+        "text_model": [stamp.text_model] * n,
+        "frame_model": [stamp.frame_model] * n,
+        "speech_model": [stamp.speech_model] * n,
+        "indexed_at": pa.array([0] * n, type=pa.timestamp("us", tz="UTC")),
+    }
+
+
 def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int = 0) -> dict:
     """A scene table of ``rows`` random but well-formed rows (unit vectors, short texts)."""
     import pyarrow as pa
@@ -192,51 +245,17 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
     for offset in range(0, rows, batch):
         n = min(batch, rows - offset)
         ids = np.arange(offset, offset + n)
-        video = ids // 20
 
         def unit(*shape):
             v = rng.standard_normal(shape, dtype=np.float32)
             return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
-        def vec_array(values, dim):
-            return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), dim)
-
         captions = [words.sentence(6, 12) for _ in range(n)]
         speech = [words.sentence(10, 40) for _ in range(n)]
-        frames = unit(n, k, stamp.frame_dim)
-        frame_lists = pa.ListArray.from_arrays(
-            pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), vec_array(frames, stamp.frame_dim)
-        )
-        columns = {
-            "scene_id": [f"synthetic-{v:010x}:{i % 20:05d}" for v, i in zip(video, ids, strict=True)],
-            "video_id": [f"synthetic-{v:010x}" for v in video],
-            "video_path": [f"/videos/synthetic-{v}.mp4" for v in video],
-            "video_name": [f"synthetic-{v}.mp4" for v in video],
-            "video_duration": np.full(n, 120.0),
-            "scene_index": (ids % 20).astype(np.int32),
-            "start": (ids % 20) * 6.0,
-            "end": (ids % 20) * 6.0 + 6.0,
-            "caption": captions,
-            "transcript": speech,
-            "search_text": [f"{c}\n{t}" for c, t in zip(captions, speech, strict=True)],
-            "search_text_ngram": [f"{c}\n{t}" for c, t in zip(captions, speech, strict=True)],
-            "ocr_text": [""] * n,
-            "transcript_source": ["speech"] * n,
-            "ocr_model": ["off"] * n,
-            "language": ["en"] * n,
-            "has_transcript": np.ones(n, dtype=bool),
-            "caption_vector": vec_array(unit(n, stamp.text_dim), stamp.text_dim),
-            "transcript_vector": vec_array(unit(n, stamp.text_dim), stamp.text_dim),
-            "frame_vectors": frame_lists,
-            "keyframe_times": [[s * 6.0 + 1, s * 6.0 + 3, s * 6.0 + 5][:k] for s in ids % 20],
-            "thumbnails": [[f"synthetic/{i}_{j}.jpg" for j in range(k)] for i in ids],
-            "fingerprint": ["0" * 32] * n,
-            "caption_model": [stamp.caption_model] * n,
-            "text_model": [stamp.text_model] * n,
-            "frame_model": [stamp.frame_model] * n,
-            "speech_model": [stamp.speech_model] * n,
-            "indexed_at": pa.array([0] * n, type=pa.timestamp("us", tz="UTC")),
-        }
+        columns = synthetic_scene_columns(
+            ids, stamp, captions, speech, unit(n, stamp.text_dim), unit(n, stamp.transcript_space[1]),
+            unit(n, k, stamp.frame_dim),
+        )  # fmt: skip
         table.add(pa.table(columns, schema=schema))
     written = time.perf_counter() - started
     indexes = refresh_table_indexes(table)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import SyntheticText, _peak_rss_mb, _percentile
+from .bench import SyntheticText, _peak_rss_mb, _percentile, synthetic_scene_columns
 
 CANDIDATES = {
     "ivf_pq": lambda n: ("IvfPq", {"num_partitions": _partitions(n), "num_sub_vectors": 96}),
@@ -73,46 +73,14 @@ def build_table(uri: str, rows: int, runtime, folder: Path, anchors: int = 20_00
         v += rng.standard_normal((len(which), dim), dtype=np.float32) * (0.2 / np.sqrt(dim))
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def fixed(values: np.ndarray, size: int):
-        return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), size)
-
     for offset in range(0, rows, 20_000):
         n = min(20_000, rows - offset)
         ids = np.arange(offset, offset + n)
         a, b = rng.integers(0, len(base), n), rng.integers(0, len(base), n)
         frames = embedded(np.repeat(a, k)).reshape(n, k, dim)
-        columns = {
-            "scene_id": [f"synthetic-{i // 20:010x}:{i % 20:05d}" for i in ids],
-            "video_id": [f"synthetic-{i // 20:010x}" for i in ids],
-            "video_path": [f"/videos/synthetic-{i // 20}.mp4" for i in ids],
-            "video_name": [f"synthetic-{i // 20}.mp4" for i in ids],
-            "video_duration": np.full(n, 120.0),
-            "scene_index": (ids % 20).astype(np.int32),
-            "start": (ids % 20) * 6.0,
-            "end": (ids % 20) * 6.0 + 6.0,
-            "caption": [texts[j] for j in a],
-            "transcript": [texts[j] for j in b],
-            "search_text": [f"{texts[x]}\n{texts[y]}" for x, y in zip(a, b, strict=True)],
-            "search_text_ngram": [f"{texts[x]}\n{texts[y]}" for x, y in zip(a, b, strict=True)],
-            "ocr_text": [""] * n,
-            "transcript_source": ["speech"] * n,
-            "ocr_model": ["off"] * n,
-            "language": ["en"] * n,
-            "has_transcript": np.ones(n, dtype=bool),
-            "caption_vector": fixed(embedded(a), dim),
-            "transcript_vector": fixed(embedded(b), dim),
-            "frame_vectors": pa.ListArray.from_arrays(
-                pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), fixed(frames, dim)
-            ),
-            "keyframe_times": [[s * 6.0 + 1 + 2 * j for j in range(k)] for s in ids % 20],
-            "thumbnails": [[f"synthetic/{i}_{j}.jpg" for j in range(k)] for i in ids],
-            "fingerprint": ["0" * 32] * n,
-            "caption_model": [stamp.caption_model] * n,
-            "text_model": [stamp.text_model] * n,
-            "frame_model": [stamp.frame_model] * n,
-            "speech_model": [stamp.speech_model] * n,
-            "indexed_at": pa.array([0] * n, type=pa.timestamp("us", tz="UTC")),
-        }
+        columns = synthetic_scene_columns(
+            ids, stamp, [texts[j] for j in a], [texts[j] for j in b], embedded(a), embedded(b), frames
+        )
         table.add(pa.table(columns, schema=schema))
     written = time.perf_counter() - started
     started = time.perf_counter()

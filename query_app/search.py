@@ -29,7 +29,7 @@ import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.runtime import ModelRuntime
-from tving_resources.store import AnnSettings, SceneFilter, SceneStore, live_table_stamp
+from tving_resources.store import AnnSettings, SceneFilter, SceneStore, table_stamp
 from tving_resources.tables import TableRegistry
 
 # What a result shows; what scoring a candidate needs.
@@ -231,7 +231,7 @@ class SceneSearch:
 
     def _open_live_table(self) -> tuple[SceneStore, ModelRuntime]:
         name = self._registry.live_name(self.runtime.profile.name)
-        stamp = live_table_stamp(self.uri, name)
+        stamp = table_stamp(self.uri, name)
         if stamp is None or stamp.profile != self.runtime.profile.name:
             # no table yet, or another profile's: the store says so in words when first read
             return SceneStore(self.uri, self.runtime.stamp(), ann=self.ann), self.runtime
@@ -254,8 +254,8 @@ class SceneSearch:
         """Load the query-side models and open the table; seconds per step."""
         started = time.perf_counter()
         self.store.table()
-        spent = self.encoders.warm_up(("text_encoder", "frame_encoder", "translator"))
-        spent["table"] = time.perf_counter() - started
+        opened = time.perf_counter() - started
+        spent = {**self.encoders.warm_up(("text_encoder", "frame_encoder", "translator")), "table": opened}
         self.search("warm up", k=1)  # first query pays one-off costs (index files, thread pools)
         return spent
 

@@ -35,6 +35,16 @@ def _restore_tving_environment():
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """A models folder holding every full-profile model, tiny and random (built once a session)."""
+    from tving_resources.tiny_models import build_full_profile
+
+    folder = tmp_path_factory.mktemp("tiny-models")
+    build_full_profile(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
 

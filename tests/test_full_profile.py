@@ -25,14 +25,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    """A models folder holding every full-profile model, tiny."""
-    folder = tmp_path_factory.mktemp("tiny-models")
-    build_full_profile(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def tiny_layout(tiny_models):
     return build_full_profile(tiny_models)  # already built: returns where each model is
 

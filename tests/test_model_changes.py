@@ -7,19 +7,12 @@ import pytest
 from conftest import make_resources
 
 from tving_resources.resources import ModelRuntimeResource
-from tving_resources.tiny_models import build_full_profile, build_whisper_ct2
+from tving_resources.tiny_models import build_whisper_ct2
 
 pytestmark = pytest.mark.slow
 
 CAPTION_DEPENDENT = {"captions", "scene_vectors", "scene_rows", "scene_index"}
 TRANSCRIPT_DEPENDENT = {"transcript", *CAPTION_DEPENDENT}
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-models")
-    build_full_profile(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -231,9 +224,16 @@ def test_new_text_encoder_builds_beside_the_live_table_then_switches(library, ti
     assert roles == {new_table: "live", "scenes_full": "retired"} and not state["rebuilds"]
     refused = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", new_table])
     assert refused.exit_code != 0 and "live table" in refused.output
-    dropped = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", "scenes_full"])
+
+    # rolling back: the old encoder's rows go to its retired table, which turns live again
+    _plans, results = index_stale(_resources(library, tiny_models))
+    assert all(r.ok and set(r.stage_seconds) == {"scene_vectors", "scene_rows", "scene_index"} for r in results)
+    roles = {t["table"]: t["role"] for t in tables_json()["tables"]}
+    assert roles == {"scenes_full": "live", new_table: "retired"}
+    assert engine.search("a person speaks", k=3).results and engine.store.table_name == "scenes_full"
+    dropped = CliRunner().invoke(cli, ["--home", str(home), "tables", "drop", new_table])
     assert dropped.exit_code == 0, dropped.output
-    assert {t["table"] for t in tables_json()["tables"]} == {new_table}
+    assert {t["table"] for t in tables_json()["tables"]} == {"scenes_full"}
 
 
 def test_full_profile_finds_korean_speech_with_a_korean_query(tmp_path, tiny_models, cuts_clip, speech_clip):

@@ -385,7 +385,7 @@ def scene_index(
         found = store.count(stage.video_id)
         registry = TableRegistry(store.uri)
         progress = registry.progress(models.profile_name)
-        switch = registry.switch_if_complete(models.profile_name)  # a new vector space, now complete
+        switch = registry.switch_if_complete(models.profile_name, progress)  # a new vector space, now complete
     if switch:
         context.log.info(f"search now answers from {switch.live}; {switch.retired} is retired (tving tables drop)")
     rebuild = (
@@ -403,7 +403,7 @@ def scene_index(
             "table": store.table_name,
             "uri": store.uri,
             "table_rows": store.count(),
-            "live_table": switch.live if switch else TableRegistry(store.uri).live_name(models.profile_name),
+            "live_table": switch.live if switch else registry.live_name(models.profile_name),
             **rebuild,
             "dagster/row_count": report.rows,
             "seconds": stage.timer.seconds,

@@ -130,7 +130,7 @@ class VideoArtifacts:
         return key
 
     def _set_head(self, stage: str, key: str) -> None:
-        _atomic_write_bytes(self.folder / _HEAD, json.dumps({**self.head(), stage: key}, indent=1).encode())
+        atomic_write_bytes(self.folder / _HEAD, json.dumps({**self.head(), stage: key}, indent=1).encode())
 
     # --------------------------------------------------------------- results
     def result_dir(self, stage: str, key: str) -> Path:
@@ -204,7 +204,7 @@ class VideoArtifacts:
         return _read_json(self.folder / _COMMITTED) or {}
 
     def mark_committed(self, chain: dict[str, str]) -> None:
-        _atomic_write_bytes(self.folder / _COMMITTED, json.dumps(chain, indent=1).encode())
+        atomic_write_bytes(self.folder / _COMMITTED, json.dumps(chain, indent=1).encode())
 
     def prune(self, keep: Iterable[dict[str, str]], keep_files: Iterable[str] = ()) -> int:
         """Remove every result not in ``keep`` (chains of ``{stage: key}``), staging folders, and
@@ -278,9 +278,14 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _atomic_write_bytes(target: Path, payload: bytes) -> None:
+def atomic_write_bytes(target: Path, payload: bytes, durable: bool = False) -> None:
+    """Readers see the old file or the new one, never half of one; ``durable``: on disk before
+    the rename (a power cut cannot leave an empty file)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:
         handle.write(payload)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, target)

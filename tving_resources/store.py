@@ -481,7 +481,7 @@ class TableStatus:
 PROVENANCE_COLUMNS = ("caption_model", "speech_model", "text_model", "frame_model", "ocr_model")
 
 
-def live_table_stamp(uri: str, name: str) -> ModelStamp | None:
+def table_stamp(uri: str, name: str) -> ModelStamp | None:
     """The stamp of table ``name`` (None when there is no such table yet, or no database)."""
     try:
         db = connect(uri)

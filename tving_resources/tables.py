@@ -15,15 +15,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .artifacts import atomic_write_bytes
 from .errors import StoreError
-from .store import ModelStamp, connect, list_table_names, live_table_stamp, table_name_for
+from .store import ModelStamp, connect, list_table_names, table_name_for, table_stamp
 
 REGISTRY_FILE = "tving_tables.json"
 LIVE, BUILDING, RETIRED = "live", "building", "retired"
@@ -84,10 +83,7 @@ class TableRegistry:
 
     # ------------------------------------------------------------------ reading
     def read(self, profile: str) -> ProfileTables:
-        raw = self._load().get(profile)
-        if raw is None:  # before any switch: the profile's first table is live
-            return ProfileTables(live=table_name_for(profile))
-        return ProfileTables(raw.get(LIVE), raw.get(BUILDING), list(raw.get(RETIRED, [])))
+        return self._tables(self._load(), profile)
 
     def live_name(self, profile: str) -> str:
         return self.read(profile).live or table_name_for(profile)
@@ -151,9 +147,10 @@ class TableRegistry:
             missing=tuple(missing[:20]),
         )
 
-    def switch_if_complete(self, profile: str) -> Switch | None:
-        """Make the table being built live once it holds every video of the live table."""
-        progress = self.progress(profile)
+    def switch_if_complete(self, profile: str, progress: RebuildProgress | None = None) -> Switch | None:
+        """Make the table being built live once it holds every video of the live table
+        (``progress``: as just read by :meth:`progress`, not read again)."""
+        progress = progress or self.progress(profile)
         if progress is None or not progress.complete:
             return None
         with self._locked() as data:
@@ -194,19 +191,13 @@ class TableRegistry:
 
     def _tables(self, data: dict, profile: str) -> ProfileTables:
         raw = data.get(profile)
-        if raw is None:
+        if raw is None:  # before any switch: the profile's first table is live
             return ProfileTables(live=table_name_for(profile))
         return ProfileTables(raw.get(LIVE), raw.get(BUILDING), list(raw.get(RETIRED, [])))
 
     def _store(self, data: dict, profile: str, tables: ProfileTables) -> None:
         data[profile] = asdict(tables)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tving_tables.")
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)  # readers see the old or the new registry, never half of one
+        atomic_write_bytes(self.path, json.dumps(data, indent=1).encode(), durable=True)
 
     @contextmanager
     def _locked(self) -> Iterator[dict]:
@@ -219,7 +210,7 @@ class TableRegistry:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _stamp_of(self, name: str | None) -> ModelStamp | None:
-        return live_table_stamp(self.uri, name) if name else None
+        return table_stamp(self.uri, name) if name else None
 
     def _profiles_with_tables(self) -> set[str]:
         try:
