@@ -150,7 +150,10 @@ def _stage_bars(progress: bool):
             bar = bars[result.path] = tqdm(
                 total=len(STAGE_NAMES), desc=Path(result.path).name[:32], unit="stage", leave=True, file=sys.stderr
             )
-        bar.n = i
+            bar.n = -1
+        # stages that started before this one have ended (steps run one at a time, not always in
+        # the listed order: transcript may come before keyframes)
+        bar.n = bar.total if stage in ("done", "failed") else bar.n + 1
         bar.set_postfix_str(stage)
         if stage in ("done", "failed"):
             bar.close()
