@@ -33,6 +33,42 @@ def test_known_sentences_come_back_from_speech(runtime, speech_clip):
         assert any(s - 0.5 <= segment.start and segment.end <= e + 0.5 for s, e in spans), segment
 
 
+@pytest.fixture
+def encodings(monkeypatch):
+    """Counts the windows faster-whisper really encodes (the parent of our model class)."""
+    from faster_whisper import WhisperModel
+
+    calls = []
+    original = WhisperModel.encode
+
+    def counting(self, features):
+        calls.append(features.shape)
+        return original(self, features)
+
+    monkeypatch.setattr(WhisperModel, "encode", counting)
+    return calls
+
+
+def test_language_detection_does_not_encode_a_window_twice(runtime, speech_clip, encodings):
+    """faster-whisper detects the language on the first window, then transcribes it: one encoding."""
+    path, _ = speech_clip
+    speech = runtime.speech()
+    assert speech.language is None and speech.model_id == "lite/faster-whisper-base"  # detection runs
+    speech.model._last_window = None  # the last test transcribed the same clip: a cache hit
+    transcript = speech.transcribe(path, has_audio=True)
+    assert transcript.language == "en" and transcript.text
+    assert transcript.audio_seconds < 30  # one window (two encodings before)
+    assert len(encodings) == 1, encodings
+
+
+def test_audio_with_no_voice_is_not_encoded(runtime, sample_videos, encodings):
+    """demo.mp4 is a band playing: the voice filter keeps nothing, so nothing is encoded, no
+    language is claimed."""
+    transcript = runtime.speech().transcribe(sample_videos["demo.mp4"], has_audio=True)
+    assert transcript.segments == () and transcript.language is None
+    assert encodings == []
+
+
 def test_video_without_audio_gives_empty_transcript(runtime, sample_videos):
     transcript = runtime.speech().transcribe(sample_videos["bikes.mp4"], has_audio=False)
     assert transcript.segments == () and transcript.text == ""
@@ -60,6 +96,20 @@ def test_lite_captioner_names_what_is_in_real_photos(runtime):
     assert "cat" in results[0].caption or "tabby" in results[0].caption
     assert "espresso" in results[1].caption or "cup" in results[1].caption
     assert len(results[0].frame_descriptions) == 2 and len(results[1].frame_descriptions) == 1
+
+
+def test_lite_captioner_precision_follows_the_cpu_and_the_setting(runtime):
+    """bfloat16 only where the CPU computes it natively, never when float32 is asked for; the
+    precision is part of the captions stage's parameters (a change re-captions)."""
+    from tving_resources.gpu import cpu_has_native_bf16, cpu_precision
+    from tving_resources.runtime import RuntimeConfig
+
+    assert cpu_precision("float32") == "float32"
+    assert cpu_precision("auto") == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert runtime.stage_params("captions")["precision"] == cpu_precision("auto")
+    fp32 = ModelRuntime(RuntimeConfig(dtype="float32"))
+    assert fp32.stage_params("captions")["precision"] == "float32"
+    assert fp32.captioner().autocast_dtype is None
 
 
 def test_labels_sentence_grammar():

@@ -49,22 +49,37 @@ def test_coverage_check_finds_gaps_and_overlaps():
     ],
 )
 def test_retry_rule(monkeypatch, first_cuts, retry_cuts, expected_factor, used):
-    calls = []
+    passes = []
 
-    def fake_detect_cuts(path, threshold, min_scene_seconds, end_time=None):
-        calls.append(threshold)
-        return first_cuts if len(calls) == 1 else retry_cuts
+    def fake_detect_cuts_at(path, thresholds, min_scene_seconds, end_time=None):
+        passes.append(tuple(thresholds))
+        first, lower, higher = thresholds
+        retry_at = lower if expected_factor == 0.6 else higher
+        return {first: first_cuts, lower: [99.0], higher: [99.0], retry_at: retry_cuts or [99.0]}
 
-    monkeypatch.setattr(scenes_module, "detect_cuts", fake_detect_cuts)
+    monkeypatch.setattr(scenes_module, "detect_cuts_at", fake_detect_cuts_at)
     settings = SceneSettings(threshold=30.0, min_scene_seconds=0.1, max_scene_seconds=1000)
     result = detect_scenes("unused.mp4", 60.0, settings)
+    assert passes == [(30.0, pytest.approx(18.0), pytest.approx(45.0))]  # one decoding for all three
+    tried = [a.threshold for a in result.attempts]
     if expected_factor is None:
-        assert calls == [30.0]
+        assert tried == [30.0]
     else:
-        assert calls == [30.0, pytest.approx(30.0 * expected_factor)]
+        assert tried == [30.0, pytest.approx(30.0 * expected_factor)]
     chosen = retry_cuts if used == "retry" else first_cuts
     assert len(result.scenes) == len(chosen) + 1
-    assert result.threshold_used == calls[-1 if used == "retry" else 0]
+    assert result.threshold_used == tried[-1 if used == "retry" else 0]
+
+
+def test_one_pass_finds_what_separate_passes_find(sample_videos):
+    """Several thresholds from one decoding: the same cuts as one decoding per threshold."""
+    from tving_resources.scenes import detect_cuts, detect_cuts_at
+
+    video = sample_videos["bikes.mp4"]
+    together = detect_cuts_at(video, (27.0, 16.2, 40.5), 0.5)
+    for threshold in (27.0, 16.2, 40.5):
+        assert together[threshold] == detect_cuts(video, threshold, 0.5)
+    assert len(together[16.2]) >= len(together[27.0]) >= len(together[40.5]) >= 1
 
 
 def test_detected_cuts_match_known_cuts(cuts_clip):

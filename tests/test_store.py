@@ -163,6 +163,24 @@ def test_refresh_builds_ann_indexes_past_the_threshold(tmp_path):
     hits = store.vector_search_batch("caption_vector", target, 5)
     nearest = store.take_rows(hits.column("_rowid").to_pylist()[:1], ["scene_id"]).column("scene_id")[0].as_py()
     assert nearest == scene_id("video3-0123456789", 7)
+    types = {i.columns[0]: i.index_type for i in store.table().list_indices()}
+    assert types["caption_vector"] == types["transcript_vector"] == "IvfRq"
+    assert refresh_table_indexes(store.table(), ann_min_rows=256)["built"] == []  # nothing twice
+
+
+def test_refresh_rebuilds_an_ann_index_of_another_type_once(tmp_path):
+    """A table indexed before IVF-RQ was chosen (IVF-PQ) gets the new index at its next refresh."""
+    from lancedb.index import IvfPq
+
+    store = SceneStore(str(tmp_path / "db"), STAMP)
+    for i in range(6):
+        vid = f"video{i}-0123456789"
+        store.replace_video(vid, rows(vid, 50))
+    refresh_table_indexes(store.table(), ann_min_rows=256)
+    store.table().create_index("caption_vector", config=IvfPq(distance_type="dot", num_partitions=16), replace=True)
+    assert refresh_table_indexes(store.table(), ann_min_rows=256)["built"] == ["caption_vector"]
+    assert {i.index_type for i in store.table().list_indices() if i.columns[0].endswith("_vector")} == {"IvfRq"}
+    assert refresh_table_indexes(store.table(), ann_min_rows=256)["built"] == []
 
 
 def test_ann_probes_a_fifth_of_the_partitions():

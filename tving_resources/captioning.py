@@ -96,6 +96,7 @@ class ImageLabelCaptioner:
         batch_size: int = 32,
         top_k: int = 3,
         hypernyms: bool = True,
+        autocast_dtype: Any = None,
     ):
         from .wordnet import available
 
@@ -106,6 +107,7 @@ class ImageLabelCaptioner:
         self.device = device
         self.batch_size = batch_size
         self.top_k = top_k
+        self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16 on CPUs with native bf16
         self.class_names = imagenet_class_names()
 
     def classify(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -113,11 +115,12 @@ class ImageLabelCaptioner:
         import torch
 
         out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
-        with torch.inference_mode():
+        autocast = self.autocast_dtype is not None
+        with torch.inference_mode(), torch.autocast("cpu", dtype=self.autocast_dtype, enabled=autocast):
             for start in range(0, len(images), self.batch_size):
                 chunk = imagenet_tensor(images[start : start + self.batch_size])
                 pixels = torch.from_numpy(chunk).to(self.device).contiguous(memory_format=torch.channels_last)
-                logits = self.model(pixels)
+                logits = self.model(pixels).float()
                 out[start : start + len(chunk)] = logits.softmax(-1).float().cpu().numpy()
         return out
 

@@ -123,6 +123,7 @@ class ModelRuntime:
                 "model": p.caption_model,
                 "adapter": p.caption_adapter,
                 "max_new_tokens": c.caption_max_new_tokens,
+                **({"precision": _cpu_precision(c.dtype)} if p.caption_model.startswith("lite/") else {}),
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model,
                         "transcript_model": p.transcript_model or p.text_model},
@@ -200,9 +201,11 @@ class ModelRuntime:
         model_id = self.profile.caption_model
         if model_id == "lite/efficientnet-lite0":
             from .captioning import ImageLabelCaptioner
+            from .gpu import cpu_autocast_dtype
 
             model = MODEL_CACHE.get(f"captioner:{model_id}:cpu", _load_efficientnet)
-            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 8)
+            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 8,
+                                       autocast_dtype=cpu_autocast_dtype(self.config.dtype))  # fmt: skip
         from .vlm import VLMCaptioner
 
         device, dtype = self.torch_device(), self.torch_dtype()
@@ -318,10 +321,10 @@ class ModelRuntime:
 
     # ----------------------------------------------------------------- loaders
     def _load_whisper(self, model_id: str, device: str, compute_type: str):
-        from faster_whisper import WhisperModel
+        from .speech import whisper_model
 
         def load(location: str):
-            return WhisperModel(location, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads,
+            return whisper_model(location, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads,
                                 download_root=str(self.models_dir / "faster-whisper"))  # fmt: skip
 
         if model_id.startswith("lite/"):
@@ -397,6 +400,12 @@ def _wordnet() -> bool:
     from .wordnet import available
 
     return available()
+
+
+def _cpu_precision(dtype: str) -> str:
+    from .gpu import cpu_precision
+
+    return cpu_precision(dtype)
 
 
 def _ocr_version() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,30 @@ def detect_cuts(
     path: str | Path, threshold: float, min_scene_seconds: float, end_time: float | None = None
 ) -> list[float]:
     """Times (seconds) of hard cuts found by PySceneDetect's ContentDetector."""
+    return detect_cuts_at(path, (threshold,), min_scene_seconds, end_time)[threshold]
+
+
+def detect_cuts_at(
+    path: str | Path, thresholds: Sequence[float], min_scene_seconds: float, end_time: float | None = None
+) -> dict[float, list[float]]:
+    """Cut times for several ContentDetector thresholds from one decoding of the video (decoding
+    is most of the cost: a retry at another threshold used to decode the file again)."""
     from scenedetect import ContentDetector, SceneManager, VideoOpenFailure, open_video
+
+    class CutRecorder(ContentDetector):
+        """Keeps its own cuts: the manager merges those of all its detectors into one list."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.cut_times: list[float] = []
+
+        def process_frame(self, timecode, frame_img):
+            self.cut_times += [cut.seconds for cut in super().process_frame(timecode, frame_img)]
+            return []
+
+        def post_process(self, timecode):
+            self.cut_times += [cut.seconds for cut in super().post_process(timecode)]
+            return []
 
     try:
         video = open_video(str(path))
@@ -79,14 +103,16 @@ def detect_cuts(
     min_len_frames = max(1, round(min_scene_seconds * float(video.frame_rate)))
     manager = SceneManager()
     manager.auto_downscale = True
-    manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=min_len_frames))
+    recorders = {t: CutRecorder(threshold=t, min_scene_len=min_len_frames) for t in dict.fromkeys(thresholds)}
+    for recorder in recorders.values():
+        manager.add_detector(recorder)
     try:
         manager.detect_scenes(video, end_time=end_time, show_progress=False)
     except Exception as exc:  # OpenCV and the detectors raise many types on undecodable frames
         raise UnreadableVideoError(
             f"{Path(path).name}: scene detection could not read the frames ({type(exc).__name__}: {exc})"
         ) from exc
-    return [cut.seconds for cut in manager.get_cut_list()]
+    return {t: sorted(set(r.cut_times)) for t, r in recorders.items()}
 
 
 def plan_scenes(cuts: list[float], duration: float, settings: SceneSettings) -> tuple[list[Scene], float]:
@@ -129,20 +155,20 @@ def _merge_short(spans: list[list[float]], min_seconds: float) -> list[list[floa
 def detect_scenes(path: str | Path, duration: float, settings: SceneSettings) -> SceneDetection:
     """Detect cuts (with the one-retry rule) and plan scenes."""
     end_time = duration - settings.exclude_last_seconds if settings.exclude_last_seconds else None
-    first = DetectionAttempt(
-        settings.threshold, tuple(detect_cuts(path, settings.threshold, settings.min_scene_seconds, end_time))
-    )
+    lower = settings.threshold * settings.lower_threshold_factor
+    higher = settings.threshold * settings.higher_threshold_factor
+    # the retry thresholds are run in the same pass (one decoding); used only as the rule says
+    cuts = detect_cuts_at(path, (settings.threshold, lower, higher), settings.min_scene_seconds, end_time)
+    first = DetectionAttempt(settings.threshold, tuple(cuts[settings.threshold]))
     attempts = [first]
     retry_threshold = None
     if first.scene_count < settings.min_scenes:
-        retry_threshold = settings.threshold * settings.lower_threshold_factor
+        retry_threshold = lower
     elif first.scene_count > settings.max_scenes:
-        retry_threshold = settings.threshold * settings.higher_threshold_factor
+        retry_threshold = higher
     chosen = first
     if retry_threshold is not None:
-        retry = DetectionAttempt(
-            retry_threshold, tuple(detect_cuts(path, retry_threshold, settings.min_scene_seconds, end_time))
-        )
+        retry = DetectionAttempt(retry_threshold, tuple(cuts[retry_threshold]))
         attempts.append(retry)
         if _distance_to_range(retry.scene_count, settings) < _distance_to_range(first.scene_count, settings):
             chosen = retry
