@@ -82,11 +82,18 @@ def detect_cuts_at(
     from scenedetect import ContentDetector, SceneManager, VideoOpenFailure, open_video
 
     class CutRecorder(ContentDetector):
-        """Keeps its own cuts: the manager merges those of all its detectors into one list."""
+        """Keeps its own cuts (the manager merges those of all its detectors into one list). A
+        follower takes each frame's score from the leader, which the manager runs first on the
+        same frame: the colour conversion and pixel distances are computed once, not per threshold."""
 
-        def __init__(self, **kwargs):
+        def __init__(self, leader: ContentDetector | None = None, **kwargs):
             super().__init__(**kwargs)
+            self.leader = leader
             self.cut_times: list[float] = []
+
+        def _calculate_frame_score(self, timecode, frame_img):
+            score = getattr(self.leader, "_frame_score", None) if self.leader is not None else None
+            return score if score is not None else super()._calculate_frame_score(timecode, frame_img)
 
         def process_frame(self, timecode, frame_img):
             self.cut_times += [cut.seconds for cut in super().process_frame(timecode, frame_img)]
@@ -103,7 +110,10 @@ def detect_cuts_at(
     min_len_frames = max(1, round(min_scene_seconds * float(video.frame_rate)))
     manager = SceneManager()
     manager.auto_downscale = True
-    recorders = {t: CutRecorder(threshold=t, min_scene_len=min_len_frames) for t in dict.fromkeys(thresholds)}
+    recorders: dict[float, CutRecorder] = {}
+    for threshold in dict.fromkeys(thresholds):
+        leader = next(iter(recorders.values()), None)
+        recorders[threshold] = CutRecorder(leader, threshold=threshold, min_scene_len=min_len_frames)
     for recorder in recorders.values():
         manager.add_detector(recorder)
     try:
