@@ -15,6 +15,14 @@ from tving_resources.runtime import ModelRuntime
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM first: Linux keeps ru_maxrss across exec, so a
+    process started by a big parent (bench ann's search process) would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
 
 
