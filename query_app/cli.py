@@ -755,12 +755,15 @@ def bench_ann(
 @click.option("--clips", default=24, show_default=True, help="Clips cut from the sample videos.")
 @click.option("--sensor-interval", default=5, show_default=True, help="Seconds between sensor ticks.")
 @click.option("--no-cluster", is_flag=True, help="Skip the cluster runs (PostgreSQL, Redis, Celery).")
+@click.option("--no-local", is_flag=True, help="Skip `tving index` and the local daemon path.")
 @click.option("--json", "as_json", is_flag=True)
-def bench_library(clips: int, sensor_interval: int, no_cluster: bool, as_json: bool) -> None:
-    """One library through `tving index`, the local daemon path, and the cluster with 1 and 2 workers."""
+def bench_library(clips: int, sensor_interval: int, no_cluster: bool, no_local: bool, as_json: bool) -> None:
+    """One library through `tving index`, the local daemon path, and the cluster on 1 and 2 hosts."""
     from .bench_deploy import run_library_benchmark
 
-    report = run_library_benchmark(clips=clips, sensor_interval=sensor_interval, cluster=not no_cluster)
+    report = run_library_benchmark(
+        clips=clips, sensor_interval=sensor_interval, cluster=not no_cluster, local=not no_local
+    )
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 

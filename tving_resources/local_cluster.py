@@ -30,7 +30,8 @@ from .errors import ConfigError
 BIN = Path(sys.executable).parent
 CODE = ["-m", "tving_assets.definitions"]
 TWO_WORKERS = (("gpu",), ("cpu",))  # a worker per queue (the default)
-ONE_WORKER = (("gpu", "cpu"),)  # one worker for both queues
+ONE_WORKER = (("gpu", "cpu"),)  # one worker for both queues: one host
+TWO_HOSTS = (("gpu", "cpu"), ("gpu", "cpu"))  # a second host like the first (README: adding a GPU host)
 
 
 def free_port() -> int:
@@ -170,6 +171,11 @@ class LocalCluster:
             self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
             full_env = {**os.environ, **env}
             logs = self.root / "logs"
+            # as README says for each GPU host added: the gpu pool holds one slot per GPU worker
+            # (this also creates the instance's tables before the daemon and workers start)
+            gpu_workers = max(1, sum("gpu" in queues for queues in workers))
+            subprocess.run([str(BIN / "dagster"), "instance", "concurrency", "set", "gpu", str(gpu_workers)],
+                           env=full_env, check=True, capture_output=True, timeout=180)  # fmt: skip
             pids["daemon"] = spawn(
                 [str(BIN / "dagster-daemon"), "run", *CODE], full_env, logs / "daemon.log", self.root
             )
@@ -177,8 +183,9 @@ class LocalCluster:
                 command = [str(BIN / "dagster-webserver"), *CODE, "-h", "127.0.0.1", "-p", str(webserver_port)]
                 pids["webserver"] = spawn(command, full_env, logs / "webserver.log", self.root)
             names = []
-            for queues in workers:
-                label = "-".join(queues)
+            labels = ["-".join(queues) for queues in workers]
+            for i, queues in enumerate(workers):
+                label = labels[i] + (f"-{i + 1}" if labels.count(labels[i]) > 1 else "")
                 names.append(f"{label}@{socket.gethostname()}")
                 command = [str(BIN / "celery"), "-A", "tving_assets.celery_app", "worker", "-Q", ",".join(queues),
                            "-c", "1", "-n", names[-1], "--prefetch-multiplier=1", "--loglevel=INFO"]  # fmt: skip
