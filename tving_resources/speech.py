@@ -178,7 +178,7 @@ def _decode_span(path: str, start: float, end: float, rate: int = 16000):
             container.seek(int(max(0.0, start - 1.0) * av.time_base), backward=True)  # a little before
         resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
         chunks, first = [], None
-        for frame in container.decode(stream):
+        for frame in _skip_invalid(container.decode(stream)):
             if frame.time is None:
                 continue
             if first is None:
@@ -194,3 +194,18 @@ def _decode_span(path: str, start: float, end: float, rate: int = 16000):
     if math.isinf(end):
         return samples[lo:]
     return samples[lo : max(lo, round((end - first) * rate))]
+
+
+def _skip_invalid(frames):
+    """Frames, less those of corrupt packets (damaged bytes mid-file): the rest of the audio is
+    still transcribed, as faster-whisper's own decoder does."""
+    import av
+
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
