@@ -33,8 +33,9 @@ def _percentile(values: list[float], q: float) -> float:
 def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> dict:
     """Index ``paths`` (default: the PyPI sample videos) into a fresh temporary home.
 
-    Model loading is done first and reported apart; the speed is seconds of video per second of
-    wall time over the indexing itself (all stages, Dagster run overhead included).
+    Model loading and the once-per-process set-up (LanceDB's import, the new home's Dagster
+    instance) are done first and reported apart; the speed is seconds of video per second of wall
+    time over the indexing itself (all stages, Dagster's run and step overhead included).
     """
     from .samples import sample_videos
 
