@@ -20,6 +20,7 @@ from typing import Any
 
 from .config import resolve_paths
 from .errors import ConfigError, ModelNotAvailableError
+from .gpu import cpu_precision
 from .models import MODEL_CACHE
 from .profiles import ModelProfile, get_profile
 from .sources import load_with, resolve
@@ -123,7 +124,7 @@ class ModelRuntime:
                 "model": p.caption_model,
                 "adapter": p.caption_adapter,
                 "max_new_tokens": c.caption_max_new_tokens,
-                **({"precision": _cpu_precision(c.dtype)} if p.caption_model.startswith("lite/") else {}),
+                **({"precision": cpu_precision(c.dtype)} if p.caption_model.startswith("lite/") else {}),
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model,
                         "transcript_model": p.transcript_model or p.text_model},
@@ -400,12 +401,6 @@ def _wordnet() -> bool:
     from .wordnet import available
 
     return available()
-
-
-def _cpu_precision(dtype: str) -> str:
-    from .gpu import cpu_precision
-
-    return cpu_precision(dtype)
 
 
 def _ocr_version() -> int:

@@ -110,10 +110,9 @@ def detect_cuts_at(
     min_len_frames = max(1, round(min_scene_seconds * float(video.frame_rate)))
     manager = SceneManager()
     manager.auto_downscale = True
-    recorders: dict[float, CutRecorder] = {}
-    for threshold in dict.fromkeys(thresholds):
-        leader = next(iter(recorders.values()), None)
-        recorders[threshold] = CutRecorder(leader, threshold=threshold, min_scene_len=min_len_frames)
+    first, *others = dict.fromkeys(thresholds)
+    leader = CutRecorder(threshold=first, min_scene_len=min_len_frames)
+    recorders = {first: leader} | {t: CutRecorder(leader, threshold=t, min_scene_len=min_len_frames) for t in others}
     for recorder in recorders.values():
         manager.add_detector(recorder)
     try:

@@ -121,7 +121,7 @@ def whisper_model(location: str, **kwargs: Any):
     """A ``faster_whisper.WhisperModel`` that encodes each 30 s window once.
 
     When it detects the language, faster-whisper 1.2 encodes the first window to detect, then again
-    to transcribe (0.45 s a video for whisper base on two cores). This subclass remembers the last
+    to transcribe (a whole encoder pass per video). This subclass remembers the last
     window it encoded, and has language detection look at exactly the window transcription will
     (a clip shorter than 30 s loses its last feature frame there), so the second encoding is a
     cache hit. The cache compares the features themselves: if faster-whisper changes, it misses.
