@@ -64,7 +64,9 @@ def test_language_detection_does_not_encode_a_window_twice(runtime, speech_clip,
 def test_audio_with_no_voice_is_not_encoded(runtime, sample_videos, encodings):
     """demo.mp4 is a band playing: the voice filter keeps nothing, so nothing is encoded, no
     language is claimed."""
-    transcript = runtime.speech().transcribe(sample_videos["demo.mp4"], has_audio=True)
+    speech = runtime.speech()
+    speech.model._last_window = None  # no window remembered from an earlier test: a miss would encode
+    transcript = speech.transcribe(sample_videos["demo.mp4"], has_audio=True)
     assert transcript.segments == () and transcript.language is None
     assert encodings == []
 
@@ -113,7 +115,7 @@ def test_lite_captioner_precision_follows_the_cpu_and_the_setting(runtime):
 
 def test_bfloat16_labels_agree_with_float32(runtime, sample_videos):
     """What README claims for the bf16 classifier: the same top label as float32 on nearly every
-    frame of the sample videos and photos (measured 96%)."""
+    frame of the sample videos and photos."""
     import decord
     import torch
     from skimage import data
