@@ -177,3 +177,48 @@ def test_cli_index_reports_each_file(tmp_path, broken_files, monkeypatch):
     report = {Path(r["path"]).name: r for r in json.loads(out.output)}
     assert report["empty.mp4"]["failed_stage"] == "video_metadata" and "0 bytes" in report["empty.mp4"]["error"]
     assert "no such file or folder" in report["missing.mp4"]["error"]
+
+
+def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dagster(tmp_path, monkeypatch):
+    """The local deployment's storage opens each SQLite database once (Dagster's own opens it for
+    every statement), keeps few open, and writes the same files a default instance reads."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from tving_assets import storage
+    from tving_assets.instance import get_instance
+
+    made = []
+    real_create_engine = storage.create_engine
+    monkeypatch.setattr(storage, "create_engine", lambda *a, **k: made.append(a[0]) or real_create_engine(*a, **k))
+    parts = dg.DynamicPartitionsDefinition(name="clips")
+
+    @dg.asset(partitions_def=parts)
+    def first() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"n": 1})
+
+    @dg.asset(partitions_def=parts, deps=[first])
+    def second() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"n": 2})
+
+    job = dg.Definitions(assets=[first, second], jobs=[dg.define_asset_job("both")]).resolve_job_def("both")
+    instance = get_instance(tmp_path / "home")
+    assert isinstance(instance.event_log_storage, storage.PooledSqliteEventLogStorage)
+    assert isinstance(instance.run_storage, storage.PooledSqliteRunStorage)
+    runs = 7
+    instance.add_dynamic_partitions("clips", [f"c{i}" for i in range(runs)])
+    for i in range(runs):
+        assert job.execute_in_process(instance=instance, partition_key=f"c{i}").success
+    events = instance.event_log_storage
+    # one engine per database: the runs table, the event index, one shard per run (not per statement)
+    assert len(made) <= 2 + runs, made
+    assert len(events._engines._engines) <= events.KEEP_RUN_SHARDS + 1
+    instance.dispose()
+    folder = tmp_path / "home" / "dagster"
+    assert not list(folder.rglob("*.db-wal")), "connections left open after dispose"
+
+    (plain := tmp_path / "plain").mkdir()
+    (plain / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n")
+    default = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(plain)))
+    assert len(default.get_runs()) == runs
+    materialized = default.get_materialized_partitions(dg.AssetKey("second"))
+    assert materialized == {f"c{i}" for i in range(runs)}

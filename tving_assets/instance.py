@@ -9,8 +9,8 @@ looks "never materialized" in the UI.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -27,8 +27,18 @@ def dagster_home(tving_home: Path) -> Path:
     home = tving_home / "dagster"
     if not (home / "dagster.yaml").is_file():
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(DEPLOY_DIR / "local" / "dagster.yaml", home / "dagster.yaml")
+        (home / "dagster.yaml").write_text(local_dagster_yaml(home.resolve()), encoding="utf-8")
     return home
+
+
+def local_dagster_yaml(home: Path) -> str:
+    """The local deployment's dagster.yaml for the instance folder ``home``: its storage's
+    base_dir is that folder rather than $DAGSTER_HOME, which the command line does not set."""
+    template = (DEPLOY_DIR / "local" / "dagster.yaml").read_text(encoding="utf-8")
+    env_home = "base_dir:\n        env: DAGSTER_HOME\n"
+    if env_home not in template:
+        raise RuntimeError(f"{DEPLOY_DIR / 'local' / 'dagster.yaml'}: no `base_dir: env: DAGSTER_HOME` to fill in")
+    return template.replace(env_home, f"base_dir: {json.dumps(str(home))}\n")
 
 
 def get_instance(tving_home: Path) -> dg.DagsterInstance:

@@ -1,0 +1,150 @@
+"""The `local` deployment's instance storage: Dagster's SQLite storage, each database's engine kept.
+
+Dagster's SQLite run and event-log storages build a new SQLAlchemy engine for every statement
+(``NullPool``): the database file is opened again, and each statement is compiled again, since
+SQLAlchemy caches compiled statements per engine. Indexing a video records about 70 events and
+makes about 40 partition look-ups, so that cost is paid a few hundred times a video
+(`tving bench index` reports the figures; README, Performance). These subclasses keep one engine
+per database open instead: the same files, tables and migrations, readable by any Dagster process
+(the UI, the daemon) whatever storage class that process uses.
+
+Kept open: the run storage, the event log's index shard, and the few newest run shards (a run's
+events go to its own file). A process forked after opening them (Dagster launches runs as new
+processes; a fork would not) drops the inherited connections rather than share them.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from sqlalchemy.engine import Connection, Engine
+
+
+def _close_in(engines: OrderedDict[str, Engine], pid: int) -> None:
+    if os.getpid() == pid:  # never a parent's connections from a forked child
+        for engine in engines.values():
+            engine.dispose()
+        engines.clear()
+
+
+class _Engines:
+    """Engines by database, the newest ``keep`` kept (plus those named in ``always``)."""
+
+    def __init__(self, keep: int, always: frozenset[str] = frozenset()):
+        self.keep, self.always = keep, always
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._pid = os.getpid()
+        # closed when this storage goes, or at exit: SQLite then folds each -wal file back into
+        # its database, as it did when every statement closed its own connection
+        weakref.finalize(self, _close_in, self._engines, self._pid)
+
+    def get(self, name: str, make: Callable[[], Engine]) -> Engine:
+        if self._pid != os.getpid():  # a forked child: its parent's SQLite connections are not its own
+            for engine in self._engines.values():
+                engine.dispose(close=False)
+            self._engines.clear()
+            self._pid = os.getpid()
+        engine = self._engines.get(name)
+        if engine is not None:
+            self._engines.move_to_end(name)
+            return engine
+        engine = self._engines[name] = make()
+        evictable = [n for n in self._engines if n not in self.always]
+        for old in evictable[: max(0, len(evictable) - self.keep)]:
+            self._engines.pop(old).dispose()
+        return engine
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's per-run-sharded SQLite event log, with an engine kept per shard."""
+
+    KEEP_RUN_SHARDS = 4
+
+    def __init__(self, base_dir: str, inst_data=None):
+        # before the parent's __init__, which may already connect (a new index shard is indexed)
+        self._engines = _Engines(self.KEEP_RUN_SHARDS, frozenset({INDEX_SHARD_NAME}))
+        super().__init__(base_dir, inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+
+            def make() -> Engine:
+                return create_engine(
+                    self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+                )
+
+            engine = self._engines.get(shard, make)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def wipe(self) -> None:
+        with self._db_lock:
+            self._engines.close()  # the run shards' files are deleted
+        super().wipe()
+
+    def dispose(self) -> None:
+        with self._db_lock:
+            self._engines.close()
+        super().dispose()
+
+
+class PooledSqliteRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage, with its engine kept."""
+
+    def __init__(self, conn_string: str, inst_data=None):
+        self._engines = _Engines(keep=1)
+        super().__init__(conn_string, inst_data)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = self._engines.get("runs", lambda: create_engine(self._conn_string))
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self._engines.close()
+        super().dispose()
+
+
+class PooledSqliteStorage(DagsterSqliteStorage):
+    """``storage: custom`` in the local dagster.yaml: the same layout as ``storage: sqlite``
+    under ``base_dir`` (runs, per-run event logs, schedules), with pooled engines."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        self.base_dir = base_dir
+        self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> PooledSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)
