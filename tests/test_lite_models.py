@@ -100,6 +100,41 @@ def test_lite_captioner_names_what_is_in_real_photos(runtime):
     assert len(results[0].frame_descriptions) == 2 and len(results[1].frame_descriptions) == 1
 
 
+def test_lite_frame_vectors_mix_class_vectors_embedded_once_per_models_folder(tmp_path, monkeypatch):
+    """A frame's vector is its top classes' description vectors mixed by probability: it finds
+    what is in real photos, and the 1,000 class vectors are embedded once, then read back."""
+    from skimage import data
+
+    from tving_resources import embedding
+
+    monkeypatch.setattr(embedding, "_CLASS_VECTORS", {})
+    encoded = []
+    frames = ModelRuntime(RuntimeConfig(models_dir=str(tmp_path))).frame_encoder()
+    real_encode = frames.text_encoder.encode_passages
+    monkeypatch.setattr(
+        frames.text_encoder, "encode_passages", lambda texts: encoded.extend(texts) or real_encode(texts)
+    )
+    cat, coffee, rocket = (Image.fromarray(f()) for f in (data.chelsea, data.coffee, data.rocket))
+    vectors = frames.encode_images([cat, coffee, rocket])
+    assert len(encoded) == 1000 and list((tmp_path / "lite" / "class-vectors").glob("*.npy"))
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    queries = frames.encode_queries(["a cat", "a cup of coffee", "a rocket launch"])
+    assert list(np.argmax(vectors @ queries.T, axis=0)) == [0, 1, 2]
+    # one class alone is that class's description, embedded
+    tabby = frames.captioner.class_names.index("tabby")
+    alone = frames.encode_classes([((tabby, 1.0),)])[0]
+    described = real_encode([frames.captioner.class_descriptions()[tabby]])[0]
+    assert alone @ described == pytest.approx(1.0, abs=1e-5)
+
+    monkeypatch.setattr(embedding, "_CLASS_VECTORS", {})  # a new process on the same models folder
+    encoded.clear()
+    again = ModelRuntime(RuntimeConfig(models_dir=str(tmp_path))).frame_encoder()
+    monkeypatch.setattr(
+        again.text_encoder, "encode_passages", lambda texts: encoded.extend(texts) or real_encode(texts)
+    )
+    assert np.allclose(again.encode_images([cat, coffee, rocket]), vectors, atol=1e-6) and encoded == []
+
+
 def test_lite_captioner_precision_follows_the_cpu_and_the_setting(runtime):
     """bfloat16 only where the CPU computes it natively, never when float32 is asked for; the
     precision is part of the captions stage's parameters (a change re-captions)."""
@@ -116,11 +151,13 @@ def test_lite_captioner_precision_follows_the_cpu_and_the_setting(runtime):
 def test_bfloat16_labels_agree_with_float32(runtime, sample_videos):
     """What README claims for the bf16 classifier: the same top label as float32 on nearly every
     frame of the sample videos and photos."""
-    import decord
     import torch
     from skimage import data
 
     from tving_resources.gpu import cpu_has_native_bf16
+    from tving_resources.video import import_decord
+
+    decord = import_decord()  # after tesserocr, or a later OCR in this process aborts (see there)
 
     if not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bfloat16: the classifier runs in float32 only")

@@ -30,10 +30,14 @@ class SceneFrames:
     transcript: str = ""
 
 
+ClassScores = tuple[tuple[int, float], ...]  # a frame's top classes: (class index, probability)
+
+
 @dataclass(frozen=True)
 class CaptionResult:
     caption: str
     frame_descriptions: tuple[str, ...]  # one short text per frame, same order as the images
+    frame_classes: tuple[ClassScores, ...] = ()  # a label captioner's top classes per frame
 
 
 class Captioner(Protocol):
@@ -51,6 +55,16 @@ def imagenet_class_names() -> tuple[str, ...]:
     """
     text = Path(__file__).with_name("imagenet_classes.txt").read_text(encoding="utf-8")
     return tuple(line for line in text.splitlines() if line)
+
+
+@functools.cache
+def _class_descriptions(class_names: tuple[str, ...], hypernyms: bool) -> tuple[str, ...]:
+    from .wordnet import broader_names
+
+    return tuple(
+        labels_sentence([name], "A frame showing", broader_names(i, limit=3) if hypernyms else ())
+        for i, name in enumerate(class_names)
+    )
 
 
 def _article(noun: str) -> str:
@@ -127,13 +141,24 @@ class ImageLabelCaptioner:
     def top_labels(self, probs: np.ndarray) -> list[str]:
         return [self.class_names[i] for i in np.argsort(-probs)[: self.top_k]]
 
+    def top_classes(self, probs: np.ndarray) -> ClassScores:
+        return tuple((int(i), round(float(probs[i]), 5)) for i in np.argsort(-probs)[: self.top_k])
+
     def broader(self, probs: np.ndarray) -> list[str]:
         """WordNet names above the top label ("tabby" -> a cat, a feline): what people search for."""
+        return self.broader_of(int(np.argmax(probs)))
+
+    def broader_of(self, class_index: int) -> list[str]:
         if not self.hypernyms:
             return []
         from .wordnet import broader_names
 
-        return list(broader_names(int(np.argmax(probs)), limit=3))
+        return list(broader_names(class_index, limit=3))
+
+    def class_descriptions(self) -> tuple[str, ...]:
+        """Each class described as a frame showing only it: "A frame showing a tabby (a domestic
+        cat, a cat, a feline)." (the lite frame vectors mix these, see DescriptionFrameEncoder)."""
+        return _class_descriptions(self.class_names, self.hypernyms)
 
     def caption(self, scenes: Sequence[SceneFrames]) -> list[CaptionResult]:
         images = [image for scene in scenes for image in scene.images]
@@ -145,7 +170,6 @@ class ImageLabelCaptioner:
             frames = tuple(labels_sentence(self.top_labels(p), "A frame showing", self.broader(p)) for p in scene_probs)
             mean = scene_probs.mean(axis=0) if len(scene_probs) else None
             labels = self.top_labels(mean) if mean is not None else []
-            results.append(
-                CaptionResult(labels_sentence(labels, broader=self.broader(mean) if mean is not None else ()), frames)
-            )
+            caption = labels_sentence(labels, broader=self.broader(mean) if mean is not None else ())
+            results.append(CaptionResult(caption, frames, tuple(self.top_classes(p) for p in scene_probs)))
         return results

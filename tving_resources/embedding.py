@@ -3,11 +3,18 @@ the all-zero vector that stands for "no text" (it scores 0 against any query).""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from .captioning import ClassScores
 
 
 class TextEncoder(Protocol):
@@ -26,8 +33,8 @@ class FrameEncoder(Protocol):
 
     model_id: str
     dim: int
-    # True when frames are encoded through their text descriptions (lite profile): the caption
-    # stage already computed them, so frames are not classified a second time.
+    # True when frames are encoded from what the caption stage found in them (lite profile: its
+    # classes, ``encode_classes``, or descriptions), so frames are not classified a second time.
     uses_frame_descriptions: bool
     # True when a query's text vector is also its frame vector (no second encoding needed).
     queries_in_text_space: bool
@@ -82,21 +89,58 @@ class E5TextEncoder:
 
 
 class DescriptionFrameEncoder:
-    """Lite frame vectors: a frame's label description embedded with the text encoder.
+    """Lite frame vectors, in the text encoder's space, from what the lite captioner saw.
 
-    Frames are described by the lite captioner; with no description at hand (a user's span in
-    video-to-text) the captioner describes them first.
+    A frame's vector is the mix of its top classes' description vectors ("A frame showing a tabby
+    (a domestic cat, a cat, a feline)."), weighted by their probabilities. The 1,000 class vectors
+    are embedded once per models folder and kept there (``cache_dir``), so a frame costs no text
+    encoding: embedding each frame's own sentence of three labels was most of the vectors stage.
+    Frames of captions stored before the classes were kept are embedded from their descriptions
+    (the same space). With no caption at hand (a user's image or span) the captioner runs first.
     """
 
     uses_frame_descriptions = True
     queries_in_text_space = True
 
-    def __init__(self, text_encoder: TextEncoder, captioner: Any):
+    def __init__(self, text_encoder: TextEncoder, captioner: Any, cache_dir: Path | None = None):
         self.text_encoder = text_encoder
         self.captioner = captioner
+        self.cache_dir = cache_dir
         self.dim = text_encoder.dim
         # the space is the text encoder's: how the labels are worded (WordNet names or not) is not part of it
         self.model_id = f"{getattr(captioner, 'base_model_id', captioner.model_id)} labels + {text_encoder.model_id}"
+        self._class_vectors: np.ndarray | None = None
+
+    def warm_up(self) -> None:
+        self.class_vectors()
+
+    def class_vectors(self) -> np.ndarray:
+        """(classes, dim): each class description's vector, read from ``cache_dir`` when an
+        earlier process embedded the same descriptions with the same encoder."""
+        if self._class_vectors is None:
+            texts = self.captioner.class_descriptions()
+            key = hashlib.sha256(json.dumps([self.text_encoder.model_id, texts]).encode()).hexdigest()[:16]
+            path = self.cache_dir / f"class-vectors-{key}.npy" if self.cache_dir else None
+            vectors = _CLASS_VECTORS.get(key)  # Dagster makes a runtime per run: read once a process
+            if vectors is None and path:
+                vectors = _read_vectors(path, (len(texts), self.dim))
+            if vectors is None:
+                vectors = np.concatenate(
+                    [self.text_encoder.encode_passages(texts[i : i + 128]) for i in range(0, len(texts), 128)]
+                )
+                if path:
+                    _write_vectors(path, vectors)
+            self._class_vectors = _CLASS_VECTORS[key] = vectors
+        return self._class_vectors
+
+    def encode_classes(self, frames: Sequence[ClassScores]) -> np.ndarray:
+        """One vector per frame from its top classes, (class index, probability)."""
+        table = self.class_vectors()
+        out = np.zeros((len(frames), self.dim), dtype=np.float32)
+        for row, classes in enumerate(frames):
+            for index, probability in classes:
+                out[row] += probability * table[index]
+        return normalize_rows(out)
 
     def encode_descriptions(self, descriptions: Sequence[str]) -> np.ndarray:
         return self.text_encoder.encode_passages(descriptions)
@@ -105,13 +149,37 @@ class DescriptionFrameEncoder:
         from .captioning import SceneFrames
 
         results = self.captioner.caption([SceneFrames(0, tuple(images))])
-        return self.encode_descriptions(results[0].frame_descriptions)
+        return self.encode_classes(results[0].frame_classes)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.text_encoder.encode_query(text)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_encoder.encode_queries(texts)
+
+
+_CLASS_VECTORS: dict[str, np.ndarray] = {}
+
+
+def _read_vectors(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    try:
+        vectors = np.load(path)
+    except (OSError, ValueError):  # absent, or cut short: made again
+        return None
+    return vectors.astype(np.float32) if vectors.shape == shape else None
+
+
+def _write_vectors(path: Path, vectors: np.ndarray) -> None:
+    """Written whole or not at all (a rename); a folder that cannot be written only costs the
+    next process the same encoding."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(staging, "wb") as f:
+            np.save(f, vectors)
+        os.replace(staging, path)
+    except OSError:
+        pass
 
 
 class AngleTextEncoder:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .captioning import Captioner, SceneFrames
+from .captioning import Captioner, ClassScores, SceneFrames
 from .embedding import FrameEncoder, TextEncoder
 from .scenes import SceneDetection, SceneSettings, detect_scenes
 from .speech import Transcript
@@ -59,6 +59,8 @@ class SceneCaption:
     caption: str
     transcript: str
     frame_descriptions: tuple[str, ...]
+    # a label captioner's top classes per frame, (class index, probability); () from other captioners
+    frame_classes: tuple[ClassScores, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,11 @@ def caption_scenes(
             for s in batch
         ]
         for scene, out in zip(batch, captioner.caption(inputs), strict=True):
-            results.append(SceneCaption(scene.index, out.caption.strip(), texts[scene.index], out.frame_descriptions))
+            results.append(
+                SceneCaption(
+                    scene.index, out.caption.strip(), texts[scene.index], out.frame_descriptions, out.frame_classes
+                )
+            )
         if on_batch:
             on_batch(min(start + batch_size, len(scenes)), len(scenes))
     return SceneCaptions(captioner.model_id, tuple(results))
@@ -211,7 +217,9 @@ def embed_scenes(
     speech_encoder = transcript_encoder or text_encoder
     transcript_vecs = speech_encoder.encode_passages([c.transcript for c in captions.scenes])
     k = keyframes.per_scene
-    if frame_encoder.uses_frame_descriptions:
+    if frame_encoder.uses_frame_descriptions and all(c.frame_classes for c in captions.scenes):
+        flat = frame_encoder.encode_classes([f for c in captions.scenes for f in c.frame_classes])
+    elif frame_encoder.uses_frame_descriptions:  # captions stored before the classes were kept
         flat = frame_encoder.encode_descriptions([d for c in captions.scenes for d in c.frame_descriptions])
     else:
         flat = frame_encoder.encode_images([load_rgb(thumbnails_root / f.thumbnail) for f in keyframes.frames])

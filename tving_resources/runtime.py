@@ -262,7 +262,8 @@ class ModelRuntime:
         if model_id == "lite/labels-e5":
             from .embedding import DescriptionFrameEncoder
 
-            return DescriptionFrameEncoder(self.text_encoder(), self.captioner())
+            cache = self.models_dir / "lite" / "class-vectors"
+            return DescriptionFrameEncoder(self.text_encoder(), self.captioner(), cache)
         from .embedding import OpenClipFrameEncoder
 
         device, dtype = self.torch_device(), self.torch_dtype()
@@ -298,7 +299,9 @@ class ModelRuntime:
         spent = {}
         for role in roles:
             started = time.perf_counter()
-            getattr(self, role)()
+            model = getattr(self, role)()
+            if hasattr(model, "warm_up"):  # what it builds on first use (the lite frame encoder's class vectors)
+                model.warm_up()
             spent[role] = time.perf_counter() - started
         return spent
 
