@@ -181,7 +181,10 @@ def test_cli_index_reports_each_file(tmp_path, broken_files, monkeypatch):
 
 def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dagster(tmp_path, monkeypatch):
     """The local deployment's storage opens each SQLite database once (Dagster's own opens it for
-    every statement), keeps few open, and writes the same files a default instance reads."""
+    every statement), keeps few open, and writes the same files a default instance reads. Runs in
+    this process print to its terminal: no `tail` processes capture their output."""
+    import subprocess
+
     from dagster._core.instance.ref import InstanceRef
 
     from tving_assets import storage
@@ -206,8 +209,14 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     assert isinstance(instance.run_storage, storage.PooledSqliteRunStorage)
     runs = 7
     instance.add_dynamic_partitions("clips", [f"c{i}" for i in range(runs)])
+    started = []
+    real_popen_init = subprocess.Popen.__init__
+    monkeypatch.setattr(
+        subprocess.Popen, "__init__", lambda p, args, *a, **k: started.append(args) or real_popen_init(p, args, *a, **k)
+    )
     for i in range(runs):
         assert job.execute_in_process(instance=instance, partition_key=f"c{i}").success
+    assert started == []
     events = instance.event_log_storage
     # one engine per database: the runs table, the event index, one shard per run (not per statement)
     assert len(made) <= 2 + runs, made

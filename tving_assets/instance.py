@@ -41,6 +41,15 @@ def local_dagster_yaml(home: Path) -> str:
     return template.replace(env_home, f"base_dir: {json.dumps(str(home))}\n")
 
 
+# Runs executed in this process (`tving index`, `tving remove`) print to the terminal they were
+# started from: their stdout and stderr are not captured into the instance's compute logs, which
+# costs two `tail` and two Python watcher processes a run and holds the progress display back a
+# second (tail polls). Runs the daemon launches capture as the dagster.yaml says.
+_IN_PROCESS = {
+    "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+}
+
+
 def get_instance(tving_home: Path) -> dg.DagsterInstance:
     from dagster._core.instance.ref import InstanceRef  # no public constructor from a folder
 
@@ -52,7 +61,7 @@ def get_instance(tving_home: Path) -> dg.DagsterInstance:
     with open(folder / ".instance.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(folder)))
+            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(folder), overrides=_IN_PROCESS))
             instance.get_runs(limit=1)  # run storage
             instance.all_instigator_state()  # schedule storage
             ensure_pool_limits(instance)  # event log storage
