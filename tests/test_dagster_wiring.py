@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -231,3 +232,24 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     assert len(default.get_runs()) == runs
     materialized = default.get_materialized_partitions(dg.AssetKey("second"))
     assert materialized == {f"c{i}" for i in range(runs)}
+    # a run shard made by the fast initialisation is the one Dagster makes: tables, indexes, revision, WAL
+    (other := tmp_path / "other").mkdir()
+    (other / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    dagsters = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(other)))
+    dagsters.add_dynamic_partitions("clips", ["c0"])
+    assert job.execute_in_process(instance=dagsters, partition_key="c0").success
+    dagsters.dispose()
+    ours = next(p for p in (folder / "history" / "runs").glob("*.db") if p.name != "index.db")
+    theirs = next(p for p in (other / "history" / "runs").glob("*.db") if p.name != "index.db")
+    assert _sqlite_layout(ours) == _sqlite_layout(theirs)
+
+
+def _sqlite_layout(path: Path) -> tuple:
+    import sqlite3
+
+    with closing(sqlite3.connect(path)) as db:
+        return (
+            sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str),
+            db.execute("SELECT version_num FROM alembic_version").fetchall(),
+            db.execute("PRAGMA journal_mode").fetchone(),
+        )

@@ -15,12 +15,17 @@ processes; a fork would not) drops the inherited connections rather than share t
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -28,15 +33,16 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 )
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sql import create_engine, get_alembic_config
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
     _runs_directory,
     _schedule_directory,
 )
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 
 def _close_in(engines: OrderedDict[str, Engine], pid: int) -> None:
@@ -95,6 +101,11 @@ class _Engines:
         self._engines.clear()
 
 
+@functools.cache
+def _event_log_scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+
+
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's per-run-sharded SQLite event log, with an engine kept per shard."""
 
@@ -118,6 +129,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        """A new run shard gets Dagster's tables, WAL mode and alembic's head revision, as in the
+        parent, with alembic's scripts read once a process (the parent's alembic command reads
+        every migration script again for each run: a tenth of a second a run here). Anything else
+        (the index shard, an existing or contended shard) goes to the parent."""
+        if not for_index_shard:
+            try:
+                with engine.connect() as conn:
+                    if MigrationContext.configure(conn).get_current_revision() is not None:
+                        return
+                    SqlEventLogStorageMetadata.create_all(conn)
+                    conn.execute(text("PRAGMA journal_mode=WAL;"))
+                    MigrationContext.configure(conn).stamp(_event_log_scripts(), "head")
+                    conn.commit()
+                return
+            except DBAPIError:  # e.g. another process creating the same shard: the parent retries
+                pass
+        super()._initdb(engine, for_index_shard)
 
     def wipe(self) -> None:
         with self._db_lock:
