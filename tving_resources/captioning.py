@@ -9,10 +9,10 @@ vision-language model, never a replacement: the full profile's VLM captioner liv
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -104,38 +104,31 @@ class ImageLabelCaptioner:
 
     def __init__(
         self,
-        model: Any,
+        model: Callable[[np.ndarray], np.ndarray],
         model_id: str,
-        device: str = "cpu",
         batch_size: int = 32,
         top_k: int = 3,
         hypernyms: bool = True,
-        autocast_dtype: Any = None,
     ):
+        """``model``: (N, 3, 224, 224) float32 pixels -> (N, 1000) logits (an OnnxClassifier)."""
         from .wordnet import available
 
         self.hypernyms = hypernyms and available()  # WordNet installed (Debian's wordnet-base) and timm's ids
         self.model = model
         self.base_model_id = model_id
         self.model_id = model_id + ("+wordnet" if self.hypernyms else "")
-        self.device = device
         self.batch_size = batch_size
         self.top_k = top_k
-        self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16 on CPUs with native bf16
         self.class_names = imagenet_class_names()
 
     def classify(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Softmax class probabilities, (N, 1000)."""
-        import torch
-
         out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
-        autocast = self.autocast_dtype is not None
-        with torch.inference_mode(), torch.autocast("cpu", dtype=self.autocast_dtype, enabled=autocast):
-            for start in range(0, len(images), self.batch_size):
-                chunk = imagenet_tensor(images[start : start + self.batch_size])
-                pixels = torch.from_numpy(chunk).to(self.device).contiguous(memory_format=torch.channels_last)
-                logits = self.model(pixels).float()
-                out[start : start + len(chunk)] = logits.softmax(-1).float().cpu().numpy()
+        for start in range(0, len(images), self.batch_size):
+            chunk = imagenet_tensor(images[start : start + self.batch_size])
+            logits = np.asarray(self.model(chunk), dtype=np.float64)
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            out[start : start + len(chunk)] = exp / exp.sum(axis=1, keepdims=True)
         return out
 
     def top_labels(self, probs: np.ndarray) -> list[str]:

@@ -7,11 +7,8 @@ FlashAttention 2, so it gets fp16 with PyTorch's sdpa attention.
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError, ModelError
@@ -46,35 +43,6 @@ def torch_dtype(device: str, dtype: str = "auto") -> Any:
         return torch.float32
     major, _ = torch.cuda.get_device_capability(torch.device(device))
     return torch.bfloat16 if major >= 8 and torch.cuda.is_bf16_supported() else torch.float16
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), read from /proc/cpuinfo:
-    no torch import, so code locations and sensors can ask it."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-def cpu_precision(dtype: str = "auto") -> str:
-    """What the lite classifier computes in on CPU: "bfloat16" where the CPU has it natively
-    (captions 2.1x faster here; the same top label on >= 90% of the sample frames, tested) unless
-    ``dtype`` asks for float32, else "float32". Part of the captions stage's parameters."""
-    if dtype in ("auto", "bfloat16", "bf16") and cpu_has_native_bf16():
-        return "bfloat16"
-    return "float32"
-
-
-def cpu_autocast_dtype(dtype: str = "auto") -> Any:
-    """The torch dtype to autocast CPU convolutions to (see ``cpu_precision``), None for float32."""
-    import torch
-
-    if cpu_precision(dtype) == "bfloat16" and torch.backends.mkldnn.is_available():
-        return torch.bfloat16
-    return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

