@@ -94,6 +94,10 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
         for r in failed
     ]
     assert len(per_video) == 12 and len(failed) == 1, reasons
+    # the batch run's step captured its process's output; the runs inside it were not captured again
+    logs = dagster_home(home) / "storage"
+    assert all(list((logs / r.run_id).rglob("*.out")) for r in batches)
+    assert not any((logs / r.run_id).exists() for r in per_video)
     print(json.dumps({"model_loads": loads, "videos": videos}))
 
 

@@ -31,16 +31,18 @@ def index_batch_op(
     lancedb: LanceDBResource,
 ) -> dg.Output[None]:
     from .indexing import run_index_jobs  # (imports the definitions this module is part of)
+    from .instance import uncaptured
 
     catalog = settings.catalog()
     videos = [(e.path, e.video_id) for e in map(catalog.find, config.video_ids) if e is not None]
     loads_before = MODEL_CACHE.load_counts()
-    results = run_index_jobs(
-        videos,
-        {"settings": settings, "models": models, "lancedb": lancedb},
-        context.instance,
-        tags={"tving/source": "sensor", "tving/batch_run": context.run_id},
-    )
+    with uncaptured(context.instance) as instance:  # this step's capture holds their output
+        results = run_index_jobs(
+            videos,
+            {"settings": settings, "models": models, "lancedb": lancedb},
+            instance,
+            tags={"tving/source": "sensor", "tving/batch_run": context.run_id},
+        )
     loads = {k: v - loads_before.get(k, 0) for k, v in MODEL_CACHE.load_counts().items() if v > loads_before.get(k, 0)}
     failed = [r for r in results if not r.ok]
     for r in failed:

@@ -12,6 +12,8 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -45,9 +47,8 @@ def local_dagster_yaml(home: Path) -> str:
 # started from: their stdout and stderr are not captured into the instance's compute logs, which
 # costs two `tail` and two Python watcher processes a run and holds the progress display back a
 # second (tail polls). Runs the daemon launches capture as the dagster.yaml says.
-_IN_PROCESS = {
-    "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
-}
+_NO_CAPTURE = ("dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager")
+_IN_PROCESS = {"compute_logs": {"module": _NO_CAPTURE[0], "class": _NO_CAPTURE[1]}}
 
 
 def get_instance(tving_home: Path) -> dg.DagsterInstance:
@@ -69,6 +70,25 @@ def get_instance(tving_home: Path) -> dg.DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_UN)
     reap_dead_cli_runs(instance)
     return instance
+
+
+@contextmanager
+def uncaptured(instance: dg.DagsterInstance) -> Iterator[dg.DagsterInstance]:
+    """``instance`` itself (its storage, pools and settings), except that runs executed in this
+    process are not captured into compute logs: for the runs a batch run executes inside its own
+    step, whose capture already holds this process's output (and each run would start its own
+    tail and watcher processes). An instance without a ref (ephemeral) is given as it is."""
+    if not instance.is_persistent:
+        yield instance
+        return
+    from dagster._serdes import ConfigurableClassData
+
+    no_capture = ConfigurableClassData(*_NO_CAPTURE, "{}\n")
+    copy = dg.DagsterInstance.from_ref(instance.get_ref()._replace(compute_logs_data=no_capture))
+    try:
+        yield copy
+    finally:
+        copy.dispose()
 
 
 def ensure_pool_limits(instance: dg.DagsterInstance) -> None:
