@@ -9,8 +9,10 @@ per database open instead: the same files, tables and migrations, readable by an
 (the UI, the daemon) whatever storage class that process uses.
 
 Kept open: the run storage, the event log's index shard, and the few newest run shards (a run's
-events go to its own file). A process forked after opening them (Dagster launches runs as new
-processes; a fork would not) drops the inherited connections rather than share them.
+events go to its own file). A new run shard is set up as Dagster does it, with alembic's scripts
+read once a process rather than once a run. A process forked after the engines were opened drops
+the inherited connections rather than share them (Dagster starts runs as new processes, but a
+library may fork).
 """
 
 from __future__ import annotations
