@@ -52,7 +52,11 @@ def efficientnet_lite0(cache_dir: Path, threads: int) -> OnnxClassifier:
     path = cache_dir / f"efficientnet-lite0-{_FORMAT}-{digest}.onnx"
     if not path.is_file():
         _export_efficientnet_lite0(weights, path)
-    return OnnxClassifier(path, threads)
+    try:
+        return OnnxClassifier(path, threads)
+    except Exception:  # ONNX Runtime raises its own types for a damaged file
+        _export_efficientnet_lite0(weights, path)  # made again once; a second failure is raised
+        return OnnxClassifier(path, threads)
 
 
 def _export_efficientnet_lite0(weights: Path, path: Path) -> None:
