@@ -119,6 +119,18 @@ def test_sigkill_at_every_stage_boundary_and_mid_commit(versions):
     assert outcomes["commit:during"] == "old", outcomes  # killed while LanceDB wrote data files
     assert outcomes["commit:after"] == outcomes["commit:cleanup"] == "new", outcomes
 
+    # the Dagster instance kept what each killed process had committed (the local storage commits
+    # without waiting for the disk): its run and events, marked failed by the next call
+    import dagster as dg
+
+    from tving_assets.instance import get_instance
+
+    instance = get_instance(home)
+    killed = [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.FAILURE]
+    assert len(killed) == len(CRASH_POINTS), [(r.status, r.tags) for r in instance.get_runs()]
+    # newest first; the first kill, in the first stage, came before any step had succeeded
+    assert all(instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS) for r in killed[:-1])
+
     # what the killed runs left behind (staging folders, unreferenced versions) is collected
     from tving_resources.catalog import VideoCatalog
     from tving_resources.lifecycle import collect_garbage
