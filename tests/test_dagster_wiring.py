@@ -184,8 +184,6 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     """The local deployment's storage opens each SQLite database once (Dagster's own opens it for
     every statement), keeps few open, and writes the same files a default instance reads. Runs in
     this process print to its terminal: no `tail` processes capture their output."""
-    import subprocess
-
     from dagster._core.instance.ref import InstanceRef
 
     from tving_assets import storage

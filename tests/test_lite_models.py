@@ -143,6 +143,28 @@ def test_lite_frame_vectors_mix_class_vectors_embedded_once_per_models_folder(tm
     assert np.allclose(third.encode_images([cat, coffee, rocket]), vectors, atol=1e-5) and len(encoded) == 1000
 
 
+def test_captions_stored_without_classes_get_frame_vectors_from_their_descriptions(runtime, tmp_path):
+    """Captions kept before the classes were stored: the vectors stage embeds the frames'
+    descriptions (the same space); new captions use the class mix."""
+    from dataclasses import replace
+
+    from skimage import data
+
+    from tving_resources.pipeline import Keyframe, KeyframeSet, SceneCaption, SceneCaptions, embed_scenes
+
+    cat, coffee = Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())
+    (result,) = runtime.captioner().caption([SceneFrames(0, (cat, coffee))])
+    new = SceneCaptions("m", (SceneCaption(0, result.caption, "", result.frame_descriptions, result.frame_classes),))
+    old = SceneCaptions("m", (replace(new.scenes[0], frame_classes=()),))
+    keyframes = KeyframeSet(2, (Keyframe(0, 0.5, "unused.jpg"), Keyframe(0, 1.5, "unused.jpg")))
+    text, frames = runtime.text_encoder(), runtime.frame_encoder()
+    from_classes = embed_scenes(new, keyframes, text, frames, tmp_path).frames[0]
+    from_descriptions = embed_scenes(old, keyframes, text, frames, tmp_path).frames[0]
+    assert np.allclose(from_classes, frames.encode_classes(result.frame_classes), atol=1e-6)
+    assert np.allclose(from_descriptions, text.encode_passages(result.frame_descriptions), atol=1e-6)
+    assert (from_classes * from_descriptions).sum(axis=1).min() > 0.8  # one space: the same frames agree
+
+
 def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runtime, sample_videos, tmp_path):
     """The exported classifier computes what the PyTorch model does, on real photos and frames of
     the sample videos; it is exported once per models folder and loaded without torch after."""
@@ -154,7 +176,7 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     from efficientnet_lite_pytorch import EfficientNet
     from skimage import data
 
-    from tving_resources.captioning import imagenet_crops, imagenet_normalize
+    from tving_resources.captioning import IMAGENET_MEAN, IMAGENET_STD, imagenet_crops
     from tving_resources.onnx_classifier import efficientnet_lite0
     from tving_resources.video import import_decord
 
@@ -165,9 +187,10 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
         picks = np.linspace(0, len(reader) - 1, 20).astype(int).tolist()
         images += [Image.fromarray(frame) for frame in reader.get_batch(picks).asnumpy()]
     exported = runtime.captioner().classify(images)
+    normalized = ((imagenet_crops(images) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)
     torch_model = EfficientNet.from_pretrained("efficientnet-lite0", EfficientnetLite0ModelFile.get_model_file_path())
     with torch.inference_mode():
-        reference = torch_model.eval()(torch.from_numpy(imagenet_normalize(imagenet_crops(images)))).softmax(-1).numpy()
+        reference = torch_model.eval()(torch.from_numpy(normalized.astype(np.float32))).softmax(-1).numpy()
     assert np.abs(exported - reference).max() < 1e-4
     assert (exported.argmax(1) == reference.argmax(1)).all()
     assert runtime.stage_params("captions")["engine"] == "onnxruntime-float32"

@@ -19,6 +19,7 @@ from PIL import Image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET_SIZE = 224  # the classifier's input side
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,9 @@ def labels_sentence(labels: Sequence[str], prefix: str = "A scene showing", broa
     return f"{prefix} {body}" + (f" ({', '.join(extra)})." if extra else ".")
 
 
-def imagenet_crops(images: Sequence[Image.Image], size: int = 224) -> np.ndarray:
+def imagenet_crops(images: Sequence[Image.Image], size: int = IMAGENET_SIZE) -> np.ndarray:
     """Resize the short side to ``size`` and centre-crop: (N, size, size, 3) uint8 RGB. The
-    classifier normalises them itself (see ``imagenet_normalize``)."""
+    exported classifier normalises them with IMAGENET_MEAN and IMAGENET_STD in its graph."""
     batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images):
         image = image.convert("RGB")
@@ -97,12 +98,6 @@ def imagenet_crops(images: Sequence[Image.Image], size: int = 224) -> np.ndarray
         left, top = (w - size) // 2, (h - size) // 2
         batch[i] = np.asarray(image.crop((left, top, left + size, top + size)))
     return batch
-
-
-def imagenet_normalize(crops: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 with ImageNet's mean and deviation: what the
-    exported classifier computes first, in its graph."""
-    return ((crops.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)
 
 
 class ImageLabelCaptioner:

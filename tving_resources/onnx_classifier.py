@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-INPUT_SIZE = 224
 _FORMAT = "u8"  # part of the file name: its input is uint8 crops, normalised in the graph
 
 
@@ -33,7 +32,6 @@ class OnnxClassifier:
         options.inter_op_num_threads = 1
         # idle pool threads sleep rather than spin: the other stages' threads need the cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
 
@@ -63,9 +61,10 @@ def _export_efficientnet_lite0(weights: Path, path: Path) -> None:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
+    from .captioning import IMAGENET_MEAN, IMAGENET_SIZE, IMAGENET_STD
+
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    from .captioning import IMAGENET_MEAN, IMAGENET_STD
 
     class FromCrops(torch.nn.Module):
         """uint8 (N, H, W, 3) crops in, normalised as ImageNet's, then the network: the per-pixel
@@ -87,7 +86,7 @@ def _export_efficientnet_lite0(weights: Path, path: Path) -> None:
         warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
         torch.onnx.export(
             model,
-            (torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.uint8),),
+            (torch.zeros(1, IMAGENET_SIZE, IMAGENET_SIZE, 3, dtype=torch.uint8),),
             str(staging),
             dynamo=False,
             input_names=["crops"],
