@@ -251,3 +251,34 @@ def _sqlite_layout(path: Path) -> tuple:
             db.execute("SELECT version_num FROM alembic_version").fetchall(),
             db.execute("PRAGMA journal_mode").fetchone(),
         )
+
+
+def test_local_instance_storage_survives_a_fork(tmp_path):
+    """A process forked after the storage opened its databases does not share its parent's SQLite
+    connections: both go on writing runs."""
+    import multiprocessing
+
+    from tving_assets.instance import get_instance
+
+    @dg.asset
+    def made() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    job = dg.Definitions(assets=[made], jobs=[dg.define_asset_job("one")]).resolve_job_def("one")
+    instance = get_instance(tmp_path / "home")
+    assert job.execute_in_process(instance=instance).success  # engines open in the parent
+
+    engines = instance.event_log_storage._engines._engines
+    parents = engines["index"]
+
+    def child(queue) -> None:
+        ok = job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 2
+        queue.put(ok and engines["index"] is not parents)  # its own engine, not the inherited one
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(120)
+    assert process.exitcode == 0 and queue.get(timeout=5) is True
+    assert job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 3
