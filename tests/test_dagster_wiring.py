@@ -189,9 +189,16 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     from tving_assets import storage
     from tving_assets.instance import get_instance
 
-    made = []
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
+    made, asked = [], []
     real_create_engine = storage.create_engine
     monkeypatch.setattr(storage, "create_engine", lambda *a, **k: made.append(a[0]) or real_create_engine(*a, **k))
+    # Dagster's own engines: the parent storage builds one for each schema question (has_table)
+    real_dagster_engine = sqlite_event_log.create_engine
+    monkeypatch.setattr(
+        sqlite_event_log, "create_engine", lambda *a, **k: asked.append(a[0]) or real_dagster_engine(*a, **k)
+    )
     parts = dg.DynamicPartitionsDefinition(name="clips")
 
     @dg.asset(partitions_def=parts)
@@ -220,6 +227,8 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     # one engine per database: the runs table, the event index, one shard per run (not per statement)
     assert len(made) <= 2 + runs, made
     assert len(events._engines._engines) <= events.KEEP_RUN_SHARDS + 1
+    # each schema question answered once, not again for every partition lookup and asset event
+    assert len(asked) <= 5, len(asked)
     instance.dispose()
     folder = tmp_path / "home" / "dagster"
     assert not list(folder.rglob("*.db-wal")), "connections left open after dispose"

@@ -47,6 +47,21 @@ def test_probe_rejects_bad_files_with_clear_messages(broken_files, kind, error, 
     assert broken_files[kind].name in str(info.value)  # the message names the file
 
 
+@pytest.mark.parametrize("kept", [0.9, 0.97])
+def test_probe_rejects_a_file_cut_within_its_last_seconds(tmp_path, counter_clip, kept):
+    """The tail's packets are read, not decoded: a cut inside the last two seconds leaves a short
+    last packet (FFmpeg marks it corrupt), which must still fail the probe."""
+    fast = tmp_path / "fast.mp4"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(counter_clip), "-c", "copy",
+                    "-movflags", "+faststart", str(fast)], check=True)  # fmt: skip
+    probe_video(fast, "whole-0000000000")  # the whole file is fine
+    data = fast.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(UnreadableVideoError, match="truncated"):
+        probe_video(cut, "cut-0000000000")
+
+
 def test_frames_at_exact_times_in_any_order(counter_clip):
     reader = FrameReader(counter_clip, (320, 240), max_side=160)
     # reference: every frame, decoded in order, through the same scaler

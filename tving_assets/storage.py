@@ -116,7 +116,26 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         # before the parent's __init__, which may already connect (a new index shard is indexed)
         self._engines = _Engines(self.KEEP_RUN_SHARDS, frozenset({INDEX_SHARD_NAME}))
+        self._schema_found: set[tuple[str, str]] = set()
         super().__init__(base_dir, inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        """The parent builds an engine and opens the index database for every call, about 60 a
+        run (most ask whether the dynamic partitions table exists before a partition lookup)."""
+        ask = super().has_table
+        return self._schema_has(("table", table_name), lambda: ask(table_name))
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        """Asked for every asset event, each time by reflecting the table's columns."""
+        ask = super()._has_asset_key_col_on_connection
+        return self._schema_has(("asset_keys column", column_name), lambda: ask(conn, column_name))
+
+    def _schema_has(self, item: tuple[str, str], ask: Callable[[], bool]) -> bool:
+        """No migration drops a table or a column, so one found is remembered; a missing one is
+        asked again (another process may migrate the database meanwhile)."""
+        if item not in self._schema_found and ask():
+            self._schema_found.add(item)
+        return item in self._schema_found
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -153,6 +172,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         with self._db_lock:
+            self._schema_found.clear()
             self._engines.close()  # the run shards' files are deleted
         super().wipe()
 

@@ -22,6 +22,7 @@ touches what another profile's table points to.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -247,7 +248,14 @@ def _save_value(folder: Path, value: Any) -> None:
         with (folder / "vectors.npz").open("wb") as handle:
             np.savez(handle, **value.to_arrays())
     else:
-        (folder / "result.json").write_bytes(TypeAdapter(type(value)).dump_json(value, indent=1))
+        (folder / "result.json").write_bytes(_adapter(type(value)).dump_json(value, indent=1))
+
+
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    """One adapter per result type a process: building one generates its schema (a few
+    milliseconds each time, and a run reads and writes several results)."""
+    return TypeAdapter(cls)
 
 
 def _load_value(folder: Path, cls: type[T]) -> T:
@@ -261,7 +269,7 @@ def _load_value(folder: Path, cls: type[T]) -> T:
     if hasattr(cls, "from_arrays"):
         with np.load(folder / "vectors.npz") as data:
             return cls.from_arrays({k: data[k] for k in data.files})  # type: ignore[attr-defined]
-    return TypeAdapter(cls).validate_json((folder / "result.json").read_bytes())
+    return _adapter(cls).validate_json((folder / "result.json").read_bytes())
 
 
 def _read_json(path: Path) -> Any:
