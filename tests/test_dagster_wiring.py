@@ -185,11 +185,10 @@ def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dag
     every statement), keeps few open, and writes the same files a default instance reads. Runs in
     this process print to its terminal: no `tail` processes capture their output."""
     from dagster._core.instance.ref import InstanceRef
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
 
     from tving_assets import storage
     from tving_assets.instance import get_instance
-
-    from dagster._core.storage.event_log.sqlite import sqlite_event_log
 
     made, asked = [], []
     real_create_engine = storage.create_engine
