@@ -9,8 +9,9 @@ per database open instead: the same files, tables and migrations, readable by an
 (the UI, the daemon) whatever storage class that process uses.
 
 Kept open: the run storage, the event log's index shard, and the few newest run shards (a run's
-events go to its own file). A new run shard is set up as Dagster does it, with alembic's scripts
-read once a process rather than once a run. A process forked after the engines were opened drops
+events go to its own file). A new run shard is a copy of an empty shard set up once a process as
+Dagster sets one up (tables, indexes, WAL mode, alembic's head revision), rather than built
+statement by statement for every run. A process forked after the engines were opened drops
 the inherited connections rather than share them (Dagster starts runs as new processes, but a
 library may fork).
 """
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -108,6 +111,41 @@ def _event_log_scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
 
 
+def _set_up_run_shard(conn: Connection) -> None:
+    """What Dagster's SQLite event log does to a new run shard, alembic's scripts read once."""
+    SqlEventLogStorageMetadata.create_all(conn)
+    conn.execute(text("PRAGMA journal_mode=WAL;"))
+    MigrationContext.configure(conn).stamp(_event_log_scripts(), "head")
+    conn.commit()
+
+
+@functools.cache
+def _empty_run_shard() -> bytes:
+    """An empty run shard's file, set up once a process (its DDL cost 25 ms a run)."""
+    with tempfile.TemporaryDirectory(prefix="tving-shard-") as folder:
+        path = Path(folder) / "empty.db"
+        engine = _sqlite_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            _set_up_run_shard(conn)
+        engine.dispose()  # folds the -wal file into the database
+        return path.read_bytes()
+
+
+def _place_empty_shard(path: str) -> None:
+    """Put an empty shard at ``path`` unless a file is there; it appears whole (a hard link of a
+    finished file), so no reader ever opens a half-written database."""
+    if os.path.exists(path):
+        return
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".new-shard-", delete=False) as handle:
+        handle.write(_empty_run_shard())
+    try:
+        os.link(handle.name, path)
+    except FileExistsError:  # made meanwhile by another process: that one is used
+        pass
+    finally:
+        os.unlink(handle.name)
+
+
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's per-run-sharded SQLite event log, with an engine kept per shard."""
 
@@ -144,6 +182,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             def make() -> Engine:
                 return _sqlite_engine(self.conn_string_for_shard(shard), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
 
+            if shard not in self._initialized_dbs and shard != INDEX_SHARD_NAME:
+                _place_empty_shard(self.path_for_shard(shard))
             engine = self._engines.get(shard, make)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
@@ -152,19 +192,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
-        """A new run shard gets Dagster's tables, WAL mode and alembic's head revision, as in the
-        parent, with alembic's scripts read once a process (the parent's alembic command reads
-        every migration script again for each run: a tenth of a second a run here). Anything else
-        (the index shard, an existing or contended shard) goes to the parent."""
+        """A new run shard starts as a copy of an empty one (``_place_empty_shard``, done in
+        ``_connect`` before SQLite creates the file); one found without a revision is set up here
+        as Dagster does it. Anything else (the index shard, a contended shard) goes to the parent."""
         if not for_index_shard:
             try:
                 with engine.connect() as conn:
                     if MigrationContext.configure(conn).get_current_revision() is not None:
                         return
-                    SqlEventLogStorageMetadata.create_all(conn)
-                    conn.execute(text("PRAGMA journal_mode=WAL;"))
-                    MigrationContext.configure(conn).stamp(_event_log_scripts(), "head")
-                    conn.commit()
+                    _set_up_run_shard(conn)
                 return
             except DBAPIError:  # e.g. another process creating the same shard: the parent retries
                 pass
