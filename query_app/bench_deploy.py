@@ -76,6 +76,14 @@ def run_library_benchmark(clips: int = 24, sensor_interval: int = 5, cluster: bo
         files = make_library(root / "library", clips)
         seconds = _video_seconds(files)
         report["video_seconds"] = round(seconds, 1)
+        # one models folder for every path, filled before the clocks start: what is made once per
+        # models folder (the whisper file assembled, the classifier's ONNX export, the class
+        # vectors) is not part of indexing a library, and would be paid once per path otherwise
+        models = env.get("TVING_MODELS_DIR") or str(root / "models")
+        report["models_folder_prepared_s"] = _prepare_models_folder(models)
+        env["TVING_MODELS_DIR"] = models
+        previous = os.environ.get("TVING_MODELS_DIR")
+        os.environ["TVING_MODELS_DIR"] = models  # the cluster's processes take os.environ
 
         if local:
             home = root / "cli-home"
@@ -113,7 +121,14 @@ def run_library_benchmark(clips: int = 24, sensor_interval: int = 5, cluster: bo
                     report[label] = round(_drop_and_wait(files, videos, lambda u=url: VideoCatalog(u), 1800), 1)
                 finally:
                     box.stop(purge=True)
-    lines = [f"{clips} clips, {report['video_seconds']} s of video (sensor every {sensor_interval} s)"]
+        if previous is None:
+            os.environ.pop("TVING_MODELS_DIR", None)
+        else:
+            os.environ["TVING_MODELS_DIR"] = previous
+    lines = [
+        f"{clips} clips, {report['video_seconds']} s of video (sensor every {sensor_interval} s); models folder "
+        f"prepared first, not timed: {report['models_folder_prepared_s']} s"
+    ]
     if local:
         index = report["tving_index_s"]
         report["daemon_vs_tving_index_throughput"] = round(index / report["daemon_path_s"], 3)
@@ -130,6 +145,15 @@ def run_library_benchmark(clips: int = 24, sensor_interval: int = 5, cluster: bo
         )
     report["summary"] = "\n".join(lines)
     return report
+
+
+def _prepare_models_folder(models: str) -> float:
+    """Make what the lite models build once per models folder; seconds it took (0 when done)."""
+    from tving_resources.runtime import ModelRuntime, RuntimeConfig
+
+    started = time.perf_counter()
+    ModelRuntime(RuntimeConfig(models_dir=models)).warm_up(("speech", "captioner", "frame_encoder"))
+    return round(time.perf_counter() - started, 1)
 
 
 def _batch_model_loads(instance) -> dict:

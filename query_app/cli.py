@@ -779,6 +779,19 @@ def bench_sensor(files: int, ticks: int, as_json: bool) -> None:
     _echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("status")
+@click.option("--videos", default=50_000, show_default=True, help="Catalogued videos (20 scene rows each).")
+@click.option("--runs", default=5, show_default=True, help="Timed runs of `tving status --json`.")
+@click.option("--db", "db_dir", type=click.Path(file_okay=False), help="Keep/reuse the synthetic library here.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_status(videos: int, runs: int, db_dir: str | None, as_json: bool) -> None:
+    """`tving status` over a large library: a catalog of VIDEOS and their scene table."""
+    from .bench_status import run_status_benchmark
+
+    report = run_status_benchmark(videos=videos, runs=runs, db_dir=db_dir)
+    _echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("search")
 @click.option("--rows", default=100_000, show_default=True, help="Synthetic scene rows.")
 @click.option("--queries", default=200, show_default=True, help="Queries to time.")

@@ -194,3 +194,15 @@ def test_ann_probes_a_fifth_of_the_partitions():
     assert AnnSettings().probes_for(16) == 16  # never more than there are
     assert AnnSettings().probes_for(50) == 20  # at least min_nprobes
     assert AnnSettings(nprobes=7).probes_for(1000) == 7
+
+
+def test_bench_status_times_the_status_command_over_a_catalogued_library(tmp_path):
+    """`tving bench status` builds its library (catalog and scene table) and runs `tving status`."""
+    from query_app.bench_status import run_status_benchmark
+    from tving_resources.catalog import VideoCatalog
+
+    report = run_status_benchmark(videos=100, runs=1, db_dir=str(tmp_path))
+    assert (report["videos"], report["rows"], report["failed_videos"]) == (100, 2000, 1)
+    assert report["status_median_s"] > 0
+    states = VideoCatalog(tmp_path / "home" / "data" / "catalog.sqlite").state_counts()
+    assert states == {"indexed": 99, "failed": 1}

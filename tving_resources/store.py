@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -507,15 +506,15 @@ def inspect_tables(uri: str) -> list[TableStatus]:
         table = db.open_table(name)
         columns = [c for c in PROVENANCE_COLUMNS if c in table.schema.names]
         data = table.search().select(["video_id", *columns]).limit(None).to_arrow()
-        video_ids = data.column("video_id")
-        per_model = {c: dict(Counter(data.column(c).to_pylist())) for c in columns}
+        # counted in Arrow: a million rows as Python strings took seconds a column
+        per_model = {c: _value_counts(data.column(c)) for c in columns}
         folder = Path(uri) / f"{name}.lance"  # local databases only; None for s3:// and the like
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
         statuses.append(
             TableStatus(
                 name=name,
                 rows=table.count_rows(),
-                videos=len(set(video_ids.to_pylist())),
+                videos=pc.count_distinct(data.column("video_id")).as_py(),
                 size_bytes=size,
                 stamp=ModelStamp.from_metadata(table.schema.metadata),
                 indexes=tuple(sorted(i.name for i in table.list_indices())),
@@ -523,6 +522,11 @@ def inspect_tables(uri: str) -> list[TableStatus]:
             )
         )
     return statuses
+
+
+def _value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
+    counts = pc.value_counts(column)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
 
 
 def delete_video_everywhere(uri: str, video_id: str) -> int:
