@@ -376,3 +376,23 @@ def test_batcher_answers_each_request_alone_when_its_batch_fails():
         futures["boom"].result(timeout=10)
     assert batcher.submit("later").result(timeout=10) == "answer to later"
     batcher.close()
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_serve_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, given):
+    """The server's OpenMP threads sleep when idle (concurrent searches need the cores); the
+    policy is set before any model loads, and a policy the user set is kept."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from query_app import api, cli
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", given or "")  # restored after the test, whatever serve sets
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+    seen = []
+    monkeypatch.setattr(api, "create_app", lambda *a, **k: seen.append(os.environ.get("OMP_WAIT_POLICY")))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    assert seen == [given or "PASSIVE"]
