@@ -334,7 +334,7 @@ def serve(
 ) -> None:
     """The web pages and HTTP API (search, describe, library; OpenAPI at /docs)."""
     # Idle OpenMP threads (the lite text encoder's) sleep instead of spinning: concurrent searches
-    # need those cores for their table reads (`tving bench serve`: 159 vs 185-198 ms at 8 clients).
+    # need those cores for their table reads (`tving bench serve` at 8 clients: 170 vs 201 ms median).
     # Read when the OpenMP runtime loads, with the first model: set before anything loads one.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn

@@ -134,19 +134,18 @@ def _check_decodes_to_end(container, stream, duration: float, fps: float, name: 
     tail_start = max(0.0, duration - _TAIL_CHECK_SECONDS)
     container.seek(int(tail_start / stream.time_base), stream=stream, backward=True)
     last_time = None
-    decoded = False  # a frame of the tail came out of the decoder
+    decoded = cut = False  # a frame of the tail came out of the decoder; a packet stopped short
     for packet in container.demux(stream):
-        if packet.is_corrupt:
-            last_time = None if packet.pts is None else float(packet.pts * stream.time_base)
+        cut = packet.is_corrupt
+        if packet.pts is not None:
+            time = float(packet.pts * stream.time_base)
+            last_time = time if last_time is None or cut else max(last_time, time)
+        if cut:
             break
         if not decoded:
             decoded = bool(packet.decode())
-        if packet.pts is not None:
-            time = float(packet.pts * stream.time_base)
-            last_time = time if last_time is None else max(last_time, time)
-    else:
-        if decoded and last_time is not None and last_time >= duration - max(_TAIL_CHECK_SECONDS, 3.0 / fps):
-            return
+    if decoded and not cut and last_time is not None and last_time >= duration - max(_TAIL_CHECK_SECONDS, 3.0 / fps):
+        return
     reached = "nothing" if last_time is None else f"{last_time:.1f} s"
     raise UnreadableVideoError(
         f"{name}: the file looks truncated (decoding stops at {reached} of a declared "
