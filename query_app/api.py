@@ -24,6 +24,8 @@ import threading
 import time
 import typing
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,14 +46,17 @@ from tving_resources.errors import (
     TvingError,
     VideoError,
     VideoNotRegisteredError,
+    VideoOverLimitError,
 )
 from tving_resources.ids import VIDEO_EXTENSIONS, VIDEO_ID_PATTERN, is_video_id
 from tving_resources.runtime import ModelRuntime
 
 from .dagster_status import DagsterStatusClient
 from .describe import MAX_SPAN_SECONDS, DescribeError, VideoDescriber
-from .guard import TOKEN_COOKIE, AccessPolicy, GuardMiddleware
+from .files import DescriptorFileResponse, FileRefusedError, IndexedFile, VerifiedFiles, served_path
+from .guard import AccessPolicy, GuardMiddleware, client_address, cookie_value
 from .search import MAX_K, MAX_QUERY_CHARS, QueryError, SceneSearch, SearchBatcher, SearchResponse, SearchResult
+from .sessions import SESSION_COOKIE, LoginThrottle, SessionStore
 
 log = logging.getLogger("tving.api")
 WEB_DIR = Path(__file__).parent / "web"
@@ -77,6 +82,8 @@ class AppState:
     max_upload_bytes: int
     policy: AccessPolicy
     describe_slots: threading.BoundedSemaphore
+    decode_slots: threading.BoundedSemaphore  # uploaded images and videos decoded at once
+    files: VerifiedFiles = field(default_factory=VerifiedFiles)
     models: str = "loading"  # loading | loaded | error (the query-side models)
     describe_models: str = "loading"
     error: str | None = None
@@ -164,6 +171,7 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         policy=policy,
         describe_slots=threading.BoundedSemaphore(describe_concurrency),
+        decode_slots=threading.BoundedSemaphore(DECODE_CONCURRENCY),
     )
     app = FastAPI(
         title="tving scene search",
@@ -171,8 +179,10 @@ def create_app(
         description="Search video scenes in Korean or English, and describe any span of a video.",
     )
     app.state.tving = state
-    app.add_middleware(GuardMiddleware, policy=policy)
+    sessions, throttle = SessionStore(), LoginThrottle()
+    app.add_middleware(GuardMiddleware, policy=policy, sessions=sessions, throttle=throttle)
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    templates.env.globals["logged_in_pages"] = bool(policy.token)  # a logout button on every page
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     if warm_up_in_background:
@@ -310,7 +320,7 @@ def create_app(
         require_ready()
         folder = Path(tempfile.mkdtemp(prefix="describe-", dir=_ensure(paths.data_dir / "uploads")))
         try:
-            saved = await _save_upload(file, folder, state.max_upload_bytes)
+            saved = await _save_upload(file, folder, state.max_upload_bytes, state.decode_slots)
             return await _describe(str(saved), start, end, language, None)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -369,12 +379,32 @@ def create_app(
         return public({**summary, "stream_url": f"/videos/{video_id}/stream", "scenes": scenes})
 
     @app.get("/videos/{video_id}/stream", tags=["library"])
-    def stream(video_id: str) -> FileResponse:
-        path = Path(known_video(video_id)["video_path"])  # known_video is internal: paths kept
-        if not path.is_file():
-            raise HTTPException(status_code=404, detail="the video file is no longer on disk")
-        # FileResponse answers HTTP range requests, so the browser can seek.
-        return FileResponse(path, media_type=_media_type(path), filename=None)
+    def stream(request: Request, video_id: str) -> FileResponse:
+        """The video file, while it is still the file that was indexed (see query_app.files);
+        FileResponse answers HTTP range requests, so the browser can seek."""
+        known_video(video_id)
+        entry = indexed_file(video_id)
+        try:
+            fd = state.files.open(entry)
+        except FileRefusedError as exc:
+            log.warning("not serving %s: %s", video_id, exc)
+            raise HTTPException(status_code=404, detail="the video file is not the one that was indexed") from exc
+        # The bytes come from the checked descriptor; the server's own path sending would reopen
+        # the path after the descriptor is closed, so this response streams them itself.
+        extensions = request.scope.get("extensions") or {}
+        request.scope["extensions"] = {k: v for k, v in extensions.items() if k != "http.response.pathsend"}
+        return DescriptorFileResponse(
+            fd, served_path(fd, entry.path), stat_result=os.fstat(fd), media_type=_media_type(Path(entry.path))
+        )
+
+    def indexed_file(video_id: str) -> IndexedFile:
+        from tving_resources.catalog import VideoCatalog
+
+        entry = VideoCatalog(paths.catalog_url).find(video_id) if paths.catalog_exists() else None
+        if entry is None or not entry.indexed_version or not entry.fingerprint:
+            raise HTTPException(status_code=404, detail="the video is not indexed (any more)")
+        size, mtime_ns = (int(part) for part in entry.indexed_version.split("-"))
+        return IndexedFile(entry.path, size, mtime_ns, entry.fingerprint)
 
     @app.get("/thumbnails/{relative:path}", tags=["library"])
     def thumbnail(relative: str) -> FileResponse:
@@ -392,7 +422,7 @@ def create_app(
         # an overwrite of another upload with the same name.
         staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=target_dir))
         try:
-            saved = await _save_upload(file, staging, state.max_upload_bytes)
+            saved = await _save_upload(file, staging, state.max_upload_bytes, state.decode_slots)
             target = _link_to_free_name(saved, target_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -470,7 +500,7 @@ def create_app(
     async def image_search_page(request: Request, image: Annotated[UploadFile, File()]) -> HTMLResponse:
         context: dict[str, Any] = {"q": "", "results": None, "error": None, "page": "search"}
         try:
-            context.update(await run_similar(await _read_image(image), None, 5, None))
+            context.update(await run_similar(await _read_image(image, state.decode_slots), None, 5, None))
         except HTTPException as exc:
             context["error"] = exc.detail
         return templates.TemplateResponse(request, "search.html", context)
@@ -502,7 +532,7 @@ def create_app(
         min_score: Annotated[float | None, Form(ge=0, le=1, allow_inf_nan=False)] = None,
     ) -> dict[str, Any]:
         """Frames that look like an image (lite: its labels; full: its CLIP embedding)."""
-        return await run_similar(await _read_image(file), None, k, min_score)
+        return await run_similar(await _read_image(file, state.decode_slots), None, k, min_score)
 
     @app.get("/search/similar", tags=["search"])
     async def search_similar(
@@ -552,34 +582,92 @@ def create_app(
     def login(request: Request, token: Annotated[str, Form(max_length=500)]) -> Response:
         import hmac
 
+        address = client_address(request.scope)
+        wait = throttle.wait_seconds(address)
+        if wait > 0:
+            context = {"page": "login", "error": f"too many wrong tokens from your address: wait {wait:.0f} s"}
+            headers = {"Retry-After": str(max(1, round(wait + 0.5)))}
+            return templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
         if not policy.token or not hmac.compare_digest(token.encode(), policy.token.encode()):
+            throttle.failed(address)
             context = {"page": "login", "error": "wrong token" if policy.token else "this server has no token"}
             return templates.TemplateResponse(request, "login.html", context, status_code=401)
+        throttle.succeeded(address)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", max_age=30 * 24 * 3600)
+        response.set_cookie(
+            SESSION_COOKIE,
+            sessions.create(),
+            httponly=True,
+            samesite="strict",
+            max_age=int(sessions.settings.session_lifetime_s),
+            secure=request.url.scheme == "https",  # over HTTPS (or a proxy that spoke it): never sent in clear
+        )
+        return response
+
+    @app.post("/logout", include_in_schema=False, response_model=None)
+    def logout(request: Request) -> Response:
+        """End this browser's session (the cookie is useless afterwards, even if kept)."""
+        session = cookie_value(request.headers.get("cookie", ""), SESSION_COOKIE)
+        if session:
+            sessions.end(session)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
         return response
 
     return app
 
 
 MAX_IMAGE_BYTES = 20 * 2**20
+MAX_IMAGE_PIXELS = 50_000_000
+DECODE_CONCURRENCY = 2  # uploaded images and videos decoded at once (2 cores; more wait: 429)
 
 
-async def _read_image(file: UploadFile):
-    """An uploaded image, decoded (and checked) before any model sees it."""
+@contextmanager
+def _decode_slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
+    """A place among the decodes allowed at once, or 429 at once (never a queue that grows)."""
+    if not slots.acquire(blocking=False):
+        raise HTTPException(
+            status_code=429,
+            detail="too many uploads being checked at once; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+async def _read_image(file: UploadFile, slots: threading.BoundedSemaphore):
+    """An uploaded image: its size read from its header first (a small file can declare a huge
+    picture), then decoded off the event loop, a bounded number at once."""
     from PIL import Image, UnidentifiedImageError
 
     data = await file.read(MAX_IMAGE_BYTES + 1)
     if len(data) > MAX_IMAGE_BYTES:
         raise HTTPException(status_code=413, detail=f"images are limited to {MAX_IMAGE_BYTES // 2**20} MB")
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours
+        raise HTTPException(
+            status_code=413, detail=f"image larger than {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise HTTPException(status_code=415, detail="not a readable image (JPEG, PNG or WebP)") from exc
-    if image.width * image.height > 50_000_000:
-        raise HTTPException(status_code=413, detail="image larger than 50 megapixels")
-    return image.convert("RGB")
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        raise HTTPException(
+            status_code=413,
+            detail=f"image of {image.width}x{image.height} pixels: larger than {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels",
+        )
+
+    def decode():
+        try:
+            image.load()
+            return image.convert("RGB")
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+            raise HTTPException(status_code=415, detail="not a readable image (JPEG, PNG or WebP)") from exc
+
+    with _decode_slot(slots):
+        return await run_in_threadpool(decode)
 
 
 def failed_videos(paths: Paths) -> list:
@@ -622,9 +710,10 @@ def safe_file_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in " ._-" else "_" for c in base).strip(" .")[:200]
 
 
-async def _save_upload(file: UploadFile, folder: Path, max_bytes: int) -> Path:
+async def _save_upload(file: UploadFile, folder: Path, max_bytes: int, slots: threading.BoundedSemaphore) -> Path:
     """Save an upload under its sanitised name (checked before anything else), then check its
-    size while it is written and that it is a video."""
+    size while it is written and that it is a video within the configured limits (frame size
+    and length, read from its headers before a frame is decoded), a bounded number at once."""
     from tving_resources.video import probe_video
 
     safe = safe_file_name(file.filename or "")
@@ -642,8 +731,11 @@ async def _save_upload(file: UploadFile, folder: Path, max_bytes: int) -> Path:
             if written > max_bytes:
                 raise HTTPException(status_code=413, detail=f"{safe}: larger than {max_bytes // 2**20} MB")
             out.write(chunk)
-    try:
-        await run_in_threadpool(probe_video, target, "upload-0000000000", False)
-    except VideoError as exc:
-        raise HTTPException(status_code=415, detail=str(exc)) from exc
+    with _decode_slot(slots):
+        try:
+            await run_in_threadpool(probe_video, target, "upload-0000000000", False)
+        except VideoOverLimitError as exc:
+            raise HTTPException(status_code=413, detail=str(exc)) from exc
+        except VideoError as exc:
+            raise HTTPException(status_code=415, detail=str(exc)) from exc
     return target

@@ -7,6 +7,7 @@ those commands, so a search never pays for importing Dagster).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 import click
 
 from tving_resources.errors import TvingError
+
+from .server import ServerLimits
 
 
 def _fmt_time(seconds: float) -> str:
@@ -164,11 +167,19 @@ def _stage_bars(progress: bool):
 def run_index(paths, progress: bool = True, refresh: bool = True):
     from tving_assets.definitions import build_resources
     from tving_assets.indexing import index_videos
+    from tving_resources.config import resolve_paths
+    from tving_resources.disk import disk_full_error
 
     try:
         return index_videos(paths, build_resources(), on_stage=_stage_bars(progress), refresh_search_index=refresh)
     except TvingError as exc:
         _fail(str(exc))
+    except Exception as exc:  # a full disk under the catalog or Dagster's storage: one message
+        paths_ = resolve_paths()
+        full = disk_full_error(exc, [paths_.data_dir, paths_.home])
+        if full is None:
+            raise
+        _fail(str(full))
 
 
 def _print_index_report(results) -> None:
@@ -307,6 +318,9 @@ def describe(video: str, start: float, end: float, language: str, frames: int | 
 
 
 # --------------------------------------------------------------------------- serve
+_LIMITS = ServerLimits()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -319,6 +333,14 @@ def describe(video: str, start: float, end: float, language: str, frames: int | 
 @click.option("--insecure", is_flag=True, help="Serve a non-loopback address without a token (trusted network only).")
 @click.option("--show-paths", is_flag=True, help="Include absolute server paths in answers.")
 @click.option("--describe-concurrency", default=1, show_default=True, type=click.IntRange(1), help="Describes at once.")
+@click.option("--max-connections", default=_LIMITS.max_connections, show_default=True, type=click.IntRange(1),
+              help="Connections served at once; more wait in the listen queue.")  # fmt: skip
+@click.option("--header-timeout", default=_LIMITS.header_timeout_s, show_default=True,
+              type=click.FloatRange(0.001, 60), help="Seconds a client has to send its request headers.")  # fmt: skip
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's key (PKCS#8 PEM).")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated, or *).")  # fmt: skip
 def serve(
     host: str,
     port: int,
@@ -331,16 +353,19 @@ def serve(
     insecure: bool,
     show_paths: bool,
     describe_concurrency: int,
+    max_connections: int,
+    header_timeout: float,
+    tls_cert: str | None,
+    tls_key: str | None,
+    forwarded_allow_ips: str,
 ) -> None:
     """The web pages and HTTP API (search, describe, library; OpenAPI at /docs)."""
     # Idle OpenMP threads (the lite text encoder's) sleep instead of spinning: concurrent searches
     # need those cores for their table reads (`tving bench serve` at 8 clients: 170 vs 201 ms median).
     # Read when the OpenMP runtime loads, with the first model: set before anything loads one.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import uvicorn
-
-    from .api import create_app
-    from .guard import LOOPBACK_HOSTS, AccessPolicy
+    from . import server
+    from .guard import LOOPBACK_HOSTS
 
     if host not in LOOPBACK_HOSTS and not token and not insecure:
         _fail(
@@ -350,21 +375,28 @@ def serve(
     if token is not None and len(token) < 16:
         hint = "python -c 'import secrets; print(secrets.token_urlsafe())'"
         _fail(f"the token must be at least 16 characters (make one with: {hint})")
+    if bool(tls_cert) != bool(tls_key):
+        _fail("HTTPS needs both --tls-cert and --tls-key")
     extra_hosts = set(allowed_hosts) | ({host} if host not in ("0.0.0.0", "::") else set())
-    max_upload = max_upload_mb * 2**20
-    policy = AccessPolicy(token=token, max_body_bytes=max_upload + 2**20, show_paths=show_paths).with_hosts(
-        *extra_hosts
-    )
-    app = create_app(
+    options = server.ServeOptions(
+        host=host,
+        port=port,
         dagster_url=dagster_url,
-        max_upload_bytes=max_upload,
+        max_upload_bytes=max_upload_mb * 2**20,
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
-        policy=policy,
+        token=token,
+        allowed_hosts=tuple(sorted(extra_hosts)),
+        show_paths=show_paths,
         describe_concurrency=describe_concurrency,
+        forwarded_allow_ips=tuple(ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        limits=dataclasses.replace(_LIMITS, max_connections=max_connections, header_timeout_s=header_timeout),
     )
-    click.echo(f"tving serve: http://{host}:{port}/  (models load in the background; see /ready)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"tving serve: {scheme}://{host}:{port}/  (models load in the background; see /ready)")
+    server.run(options)
 
 
 # ------------------------------------------------------------------------ export

@@ -9,27 +9,38 @@
    one from another site is refused, so no page the user visits can upload files or spend model
    time through their browser. Clients that send neither (scripts) are not browsers.
 4. **Token**: with a token set, every request but the login page, liveness and static files needs
-   it (``Authorization: Bearer``, ``X-Tving-Token``, or the ``tving_token`` cookie the login page
-   sets: HttpOnly, SameSite=Strict).
+   it (``Authorization: Bearer``, ``X-Tving-Token``), or the session cookie the login page sets
+   (a signed session id, never the token: see :mod:`query_app.sessions`). Wrong tokens are
+   throttled per client address (429 with ``Retry-After``).
 5. **Body limit while it streams**: a declared ``Content-Length`` over the limit is answered 413
    at once; a body that grows past it while arriving is cut off and answered 413, whatever the
-   route was doing with it.
+   route was doing with it; a body that stops arriving for ``body_idle_timeout_s`` is answered 408.
+
+Everything here is linear in the size of the request: the cookie header in particular is split
+by hand, not parsed with ``http.cookies`` (whose unquoting is quadratic on Python 3.11 before
+3.11.10, CVE-2024-7592: one 200 KB header held the event loop for a minute). Header size and
+count are bounded before this by the HTTP server (:mod:`query_app.server`), and again here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from .sessions import SESSION_COOKIE, LoginThrottle, SessionStore
+
+log = logging.getLogger("tving.guard")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-TOKEN_COOKIE = "tving_token"
 OPEN_PATHS = ("/health", "/ready", "/login", "/static/")  # reachable without the token
 _BAD_PATH_PARTS = ("\x00", "%00", "%2f", "%5c", "\\")
 
@@ -40,10 +51,12 @@ class AccessPolicy:
     allowed_hosts: frozenset[str] = field(default_factory=lambda: LOOPBACK_HOSTS)
     max_body_bytes: int = 2 * 1024**3
     show_paths: bool = False  # absolute server paths in responses (off: relative ones only)
+    body_idle_timeout_s: float = 30.0  # a body that stops arriving this long: 408
+    max_header_count: int = 100
+    max_header_bytes: int = 16 * 1024
 
     def with_hosts(self, *hosts: str) -> AccessPolicy:
-        return AccessPolicy(self.token, self.allowed_hosts | {h.lower() for h in hosts}, self.max_body_bytes,
-                            self.show_paths)  # fmt: skip
+        return dataclasses.replace(self, allowed_hosts=self.allowed_hosts | {h.lower() for h in hosts})
 
 
 def host_name(host_header: str) -> str:
@@ -58,16 +71,41 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+class _BodyStalledError(Exception):
+    pass
+
+
 class GuardMiddleware:
-    def __init__(self, app: Callable, policy: AccessPolicy):
+    def __init__(
+        self,
+        app: Callable,
+        policy: AccessPolicy,
+        sessions: SessionStore | None = None,
+        throttle: LoginThrottle | None = None,
+    ):
         self.app = app
         self.policy = policy
+        self.sessions = sessions if sessions is not None else SessionStore()
+        self.throttle = throttle if throttle is not None else LoginThrottle()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        raw_headers = scope.get("headers", [])
+        if len(raw_headers) > self.policy.max_header_count:
+            await _respond(send, 431, f"more than {self.policy.max_header_count} header lines", {})
+            return
+        if sum(len(k) + len(v) + 4 for k, v in raw_headers) > self.policy.max_header_bytes:
+            await _respond(send, 431, f"headers larger than {self.policy.max_header_bytes // 1024} kB", {})
+            return
+        # repeated headers are joined, as HTTP says; a repeated Cookie header with "; "
+        headers: dict[str, str] = {}
+        for k, v in raw_headers:
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            if name in headers:
+                value = headers[name] + ("; " if name == "cookie" else ", ") + value
+            headers[name] = value
         refusal = self._refusal(scope, headers)
         if refusal is not None:
             await _respond(send, *refusal)
@@ -86,7 +124,11 @@ class GuardMiddleware:
         if method not in SAFE_METHODS and not _same_origin(headers, host):
             return 403, "cross-origin request refused: send it from this server's own pages", {}
         path = scope.get("path", "/")
-        if policy.token and not path.startswith(OPEN_PATHS) and not _has_token(headers, policy.token):
+        if policy.token and not path.startswith(OPEN_PATHS) and not self._authorised(scope, headers):
+            address = client_address(scope)
+            wait = self.throttle.wait_seconds(address)
+            if wait > 0:
+                return 429, f"too many wrong tokens from {address}; wait {wait:.0f} s", _retry_after(wait)
             if method == "GET" and "text/html" in headers.get("accept", ""):
                 return 303, "log in first", {"location": "/login"}
             return (
@@ -102,13 +144,45 @@ class GuardMiddleware:
                 return 413, f"request body larger than {policy.max_body_bytes // 2**20} MB", {}
         return None
 
+    def _authorised(self, scope: dict, headers: dict[str, str]) -> bool:
+        """A right token in a header, or a live session in the cookie. A wrong token counts
+        against the client's address; a token sent during its wait is not even compared."""
+        token = self.policy.token or ""
+        session = cookie_value(headers.get("cookie", ""), SESSION_COOKIE)
+        if session and self.sessions.valid(session):
+            return True
+        offered = [headers.get("x-tving-token", "")]
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            offered.append(auth[7:].strip())
+        offered = [c for c in offered if c]
+        if not offered:
+            return False
+        address = client_address(scope)
+        if self.throttle.wait_seconds(address) > 0:
+            return False
+        if any(hmac.compare_digest(c.encode(), token.encode()) for c in offered):
+            self.throttle.succeeded(address)
+            return True
+        self.throttle.failed(address)
+        return False
+
     async def _with_body_limit(self, scope: dict, receive: Callable, send: Callable, headers: dict) -> None:
-        limit, received, state = self.policy.max_body_bytes, 0, {"over": False, "started": False}
+        limit, received = self.policy.max_body_bytes, 0
+        state = {"over": False, "stalled": False, "started": False, "body_done": False}
+        idle = self.policy.body_idle_timeout_s
 
         async def limited_receive() -> dict:
             nonlocal received
-            message = await receive()
+            if state["body_done"]:
+                return await receive()  # after the body: only a disconnect comes, whenever it does
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except TimeoutError:
+                state["stalled"] = True
+                raise _BodyStalledError() from None
             if message["type"] == "http.request":
+                state["body_done"] = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     state["over"] = True
@@ -116,15 +190,20 @@ class GuardMiddleware:
             return message
 
         async def guarded_send(message: dict) -> None:
-            if state["over"]:
-                return  # the app's answer to a cut-off body is replaced by the 413 below
+            if state["over"] or state["stalled"]:
+                return  # the app's answer to a cut-off body is replaced by the 413/408 below
             state["started"] = True
             await send(message)
 
-        with contextlib.suppress(_BodyTooLargeError):
+        with contextlib.suppress(_BodyTooLargeError, _BodyStalledError):
             await self.app(scope, limited_receive, guarded_send)
-        if state["over"] and not state["started"]:
+        if state["started"]:
+            return
+        if state["over"]:
             await _respond(send, 413, f"request body larger than {limit // 2**20} MB", {})
+        elif state["stalled"]:
+            log.warning("%s: request body stalled for %.0f s; answered 408", client_address(scope), idle)
+            await _respond(send, 408, f"the request body stopped arriving for {idle:.0f} s", {"connection": "close"})
 
 
 def _same_origin(headers: dict[str, str], host: str) -> bool:
@@ -138,20 +217,23 @@ def _same_origin(headers: dict[str, str], host: str) -> bool:
     return urlsplit(origin).netloc.lower() == host.strip().lower()
 
 
-def _has_token(headers: dict[str, str], token: str) -> bool:
-    candidates = [headers.get("x-tving-token", "")]
-    auth = headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        candidates.append(auth[7:].strip())
-    if "cookie" in headers:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers["cookie"])
-        except Exception:
-            cookie = SimpleCookie()
-        if TOKEN_COOKIE in cookie:
-            candidates.append(unquote(cookie[TOKEN_COOKIE].value))
-    return any(hmac.compare_digest(c.encode(), token.encode()) for c in candidates if c)
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header, in one linear pass (no unquoting: the
+    values this server sets are URL-safe), or None."""
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return None
+
+
+def client_address(scope: dict) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"retry-after": str(max(1, round(seconds + 0.5)))}
 
 
 async def _respond(send: Callable[[dict], Awaitable[None]], status: int, message: str, extra: dict[str, str]) -> None:

@@ -199,6 +199,10 @@ def _cases(speech_id: str, good_video: bytes) -> list[tuple[str, dict]]:
     ]  # fmt: skip
 
 
+# the request line over the 16 kB header limit; a raw null byte in the target; a Content-Length not a number
+REFUSED_BY_THE_HTTP_SERVER = {"10,000 video ids": 431, "null byte raw": 400, "invalid Content-Length": 400}
+
+
 def test_hostile_requests_get_4xx_with_a_message(server, indexed_library):
     raw, _ = server
     home = indexed_library["home"]
@@ -222,17 +226,17 @@ def test_hostile_requests_get_4xx_with_a_message(server, indexed_library):
         )  # fmt: skip
         answers[name] = (status, text[:200])
         assert 400 <= status < 500, (name, status, text[:300])
-        assert text.strip(), (name, "no message")
+        # what the HTTP server cannot parse it refuses itself, with a status and no body
+        assert text.strip() or name in REFUSED_BY_THE_HTTP_SERVER, (name, "no message")
         assert b"Traceback" not in text and b'File "' not in text, name
     assert not Path("/tmp/tving-evil.mp4").exists()
     assert _outside_snapshot(home) == before  # nothing written outside the data folder
     expected = {
         "spoofed Host (rebinding)": 421, "cross-origin upload": 403, "no token": 401, "oversized declared": 413,
         "oversized chunked": 413, "start=inf": 422, "51 video ids": 422, "name sanitising to nothing": 415,
-        "10,000 video ids": 400,  # refused by the HTTP server itself: the request line is over its limit
+        **REFUSED_BY_THE_HTTP_SERVER,
     }  # fmt: skip
     assert {name: answers[name][0] for name in expected} == expected, answers
-    assert b"Invalid HTTP request" in answers["10,000 video ids"][1], answers["10,000 video ids"]
     # and the server still answers
     status, _, text = raw.request("GET", "/search?q=" + urllib.parse.quote(SPOKEN_SCENES[0].paraphrase))
     assert status == 200 and json.loads(text)["results"]
@@ -267,7 +271,7 @@ def test_soak_searches_uploads_and_describes(server, indexed_library, speech_cli
     answered, the server's memory grows by less than 200 MB."""
     raw, pid = server
     process = psutil.Process(pid)
-    children = lambda: [process, *process.children(recursive=True)]  # noqa: E731 - the uvicorn process
+    children = lambda: [process, *process.children(recursive=True)]  # noqa: E731 - Granian's worker
     rss = lambda: max(p.memory_info().rss for p in children())  # noqa: E731
     speech_id = indexed_library["results"]["speech.mp4"].video_id
     upload, upload_type = multipart("soak clip.mp4", speech_clip[0].read_bytes())
@@ -381,18 +385,17 @@ def test_batcher_answers_each_request_alone_when_its_batch_fails():
 @pytest.mark.parametrize("given", [None, "ACTIVE"])
 def test_serve_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, given):
     """The server's OpenMP threads sleep when idle (concurrent searches need the cores); the
-    policy is set before any model loads, and a policy the user set is kept."""
-    import uvicorn
+    policy is set before the server (and its worker, which loads the models) starts, and a
+    policy the user set is kept."""
     from click.testing import CliRunner
 
-    from query_app import api, cli
+    from query_app import cli, server
 
     monkeypatch.setenv("OMP_WAIT_POLICY", given or "")  # restored after the test, whatever serve sets
     if given is None:
         monkeypatch.delenv("OMP_WAIT_POLICY")
     seen = []
-    monkeypatch.setattr(api, "create_app", lambda *a, **k: seen.append(os.environ.get("OMP_WAIT_POLICY")))
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(server, "run", lambda options: seen.append(os.environ.get("OMP_WAIT_POLICY")))
     result = CliRunner().invoke(cli.main, ["serve", "--port", "1"])
     assert result.exit_code == 0, result.output
     assert seen == [given or "PASSIVE"]

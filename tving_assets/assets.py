@@ -6,14 +6,14 @@ in the metadata). Rows are built and checked (``scene_rows`` and its blocking ch
 ``scene_index`` commits them, so a failed check really keeps them out of the table.
 """
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
-from tving_resources.catalog import FileState
-from tving_resources.errors import ConfigError, MissingArtifactError, VideoMissingError
+from tving_resources.errors import ConfigError, MissingArtifactError
 from tving_resources.lifecycle import commit_video
 from tving_resources.pipeline import (
     KeyframeSet,
@@ -37,7 +37,7 @@ from tving_resources.speech import Transcript
 from tving_resources.subtitles import MODES as SUBTITLE_MODES
 from tving_resources.subtitles import sidecar_signature, transcribe_with_subtitles
 from tving_resources.tables import TableRegistry
-from tving_resources.video import VideoInfo, fingerprint_file, probe_video
+from tving_resources.video import VideoInfo, ensure_unchanged, fingerprint_file, probe_video, regular_file_stat
 
 from .checks import (
     EVERY_SCENE_HAS_CAPTION,
@@ -69,17 +69,27 @@ def video_metadata(
     with stage.guard():
         catalog = settings.catalog()
         path = Path(catalog.get(stage.video_id).path)
-        if not path.is_file():
-            raise VideoMissingError(f"{path}: file not found (removed, renamed, or its disk is not mounted)")
-        catalog.mark_indexing(stage.video_id, FileState.of(path).version)
+        before = regular_file_stat(path)  # missing, or a FIFO, device or folder: said so
+        catalog.mark_indexing(stage.video_id, f"{before.st_size}-{before.st_mtime_ns}")
+        limits = settings.media_limits()
         fingerprint = fingerprint_file(path)
-        produced = stage.produce(
-            {"file": fingerprint},
-            stage.params(),
-            lambda _out, _final: probe_video(path, stage.video_id, fingerprint=fingerprint),
-            VideoInfo,
-        )
-    info = produced.value
+        # the version this run indexes: the stat taken before the file was read
+        seen = {"size_bytes": before.st_size, "mtime_ns": before.st_mtime_ns}
+
+        def probe(_out: Path, _final: Path) -> VideoInfo:
+            probed = probe_video(path, stage.video_id, fingerprint=fingerprint, limits=limits)
+            ensure_unchanged(dataclasses.replace(probed, **seen))  # not the bytes fingerprinted: not stored
+            return probed
+
+        produced = stage.produce({"file": fingerprint}, stage.params(), probe, VideoInfo)
+        info = produced.value
+        if (info.size_bytes, info.mtime_ns, info.path) != (before.st_size, before.st_mtime_ns, str(path)):
+            # the same bytes as a stored probe, touched or copied again since: later stages and
+            # the catalog compare the file with the version this run indexes
+            info = dataclasses.replace(info, **seen, path=str(path))
+            stage.video.refresh("video", produced.key, info)
+        ensure_unchanged(info)
+        limits.check(info.name, info.width, info.height, info.duration)  # a probe stored under other limits
     return dg.MaterializeResult(
         metadata=stage.metadata(
             produced,
@@ -107,7 +117,7 @@ def scenes(
         produced = stage.produce(
             {"video": video_key},
             stage.params(),
-            lambda _out, _final: segment_video(info, scene_settings),
+            stage.reading_file(info, lambda _out, _final: segment_video(info, scene_settings)),
             SceneDetection,
         )
     detection = produced.value
@@ -139,7 +149,12 @@ def keyframes(
         produced = stage.produce(
             chain,
             stage.params(),
-            lambda out, final: extract_keyframes(info, detection, out, stage.artifacts.relative(final), frame_settings),
+            stage.reading_file(
+                info,
+                lambda out, final: extract_keyframes(
+                    info, detection, out, stage.artifacts.relative(final), frame_settings
+                ),
+            ),
             KeyframeSet,
         )
     return dg.MaterializeResult(
@@ -204,7 +219,7 @@ def transcript(
         produced = stage.produce(
             inputs,
             stage.params(),
-            lambda _out, _final: transcribe_with_subtitles(info, models.runtime, mode),
+            stage.reading_file(info, lambda _out, _final: transcribe_with_subtitles(info, models.runtime, mode)),
             Transcript,
         )
     result = produced.value

@@ -21,9 +21,12 @@ from pathlib import Path
 import dagster as dg
 
 from tving_resources.catalog import INDEXED, VideoCatalog
-from tving_resources.ids import is_video_file
+from tving_resources.disk import disk_full_error
+from tving_resources.errors import VideoError
+from tving_resources.ids import file_path, is_video_file
 from tving_resources.resources import TvingSettings, stage_params
 from tving_resources.staleness import Staleness, stale_stages
+from tving_resources.video import regular_file_stat
 
 from .assets import VIDEO_STAGES
 from .definitions import build_definitions
@@ -52,19 +55,26 @@ class VideoIndexResult:
 
 def collect_video_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[VideoIndexResult]]:
     """Files named explicitly are taken whatever their extension; folders are searched
-    recursively for video files. Paths that do not exist come back as failed results."""
+    recursively for video files. Paths that do not exist, or that name a FIFO, a device or a
+    socket (directly or through a symbolic link), come back as failed results, never
+    catalogued. A symbolic link is indexed under its own name and path."""
     files: list[Path] = []
-    missing: list[VideoIndexResult] = []
+    refused: list[VideoIndexResult] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_video_file(p)))
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():
+            try:
+                regular_file_stat(path)
+            except VideoError as exc:
+                refused.append(VideoIndexResult(str(path), None, error=str(exc)))
+                continue
             files.append(path)
         else:
-            missing.append(VideoIndexResult(str(path), None, error=f"{path}: no such file or folder"))
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return unique, missing
+            refused.append(VideoIndexResult(str(path), None, error=f"{path}: no such file or folder"))
+    unique = list(dict.fromkeys(file_path(p) for p in files))
+    return unique, refused
 
 
 def register_videos(files: Sequence[Path], catalog: VideoCatalog, instance: dg.DagsterInstance) -> list[str]:
@@ -209,25 +219,58 @@ def _run_one(
     instance.add_event_listener(result.run_id, _StepProgress(result, on_stage))
     started = time.perf_counter()
     selection = (selections or {}).get(video_id)
-    run = job.execute_in_process(
-        partition_key=video_id,
-        instance=instance,
-        run_id=result.run_id,
-        raise_on_error=False,
-        run_config=_QUIET,
-        tags={"tving/source": "cli", **process_tags(), **(tags or {})},
-        asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
-    )
+    settings = resources["settings"]
+    try:
+        run = job.execute_in_process(
+            partition_key=video_id,
+            instance=instance,
+            run_id=result.run_id,
+            raise_on_error=False,
+            run_config=_QUIET,
+            tags={"tving/source": "cli", **process_tags(), **(tags or {})},
+            asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
+        )
+    except Exception as exc:  # Dagster's own storage failed: only a full disk is the user's to fix
+        full = disk_full_error(exc, [settings.paths.data_dir, settings.paths.home])
+        if full is None:
+            raise
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.error = str(full)
+        _record_in_catalog(settings.catalog(), video_id, "indexing", result.error, result.run_id)
+        if on_stage:
+            on_stage(result, "failed", len(STAGE_NAMES))
+        return result
     result.seconds = round(time.perf_counter() - started, 3)
     result.reused_stages = _reused_stages(run)
     if run.success:
         result.ok = True
-        _fill_counts(result, resources["settings"].artifacts(resources["models"].profile_name))
+        _fill_counts(result, settings.artifacts(resources["models"].profile_name))
     else:
-        result.failed_stage, result.error = _failure(run)
+        # the catalog's record of this run's first failure is what every view shows
+        recorded = _catalog_failure(settings.catalog(), video_id, result.run_id)
+        result.failed_stage, result.error = recorded or _failure(run)
     if on_stage:
         on_stage(result, "done" if result.ok else "failed", len(STAGE_NAMES))
     return result
+
+
+def _catalog_failure(catalog: VideoCatalog, video_id: str, run_id: str) -> tuple[str | None, str] | None:
+    try:
+        entry = catalog.failure_in_run(video_id, run_id)
+    except Exception as exc:  # the catalog unreadable (a full disk): Dagster's record stands
+        if disk_full_error(exc, []) is None:
+            raise
+        return None
+    return (entry.failed_stage, entry.error or "") if entry is not None else None
+
+
+def _record_in_catalog(catalog: VideoCatalog, video_id: str, stage: str, message: str, run_id: str | None) -> None:
+    """Mark the video failed, if the catalog can still be written (it may share the full disk)."""
+    try:
+        catalog.mark_failed(video_id, stage, message, run_id)
+    except Exception as exc:
+        if disk_full_error(exc, []) is None:
+            raise
 
 
 def _reused_stages(run: dg.ExecuteInProcessResult) -> list[str]:

@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from tving_resources.artifacts import Produced, VideoArtifacts
-from tving_resources.errors import TvingError
-from tving_resources.lifecycle import record_failure
+from tving_resources.disk import disk_full_cause, disk_full_error
+from tving_resources.errors import TvingError, VideoChangedError
+from tving_resources.lifecycle import record_failure, stage_error
 from tving_resources.models import MODEL_CACHE
 from tving_resources.pipeline import StageTimer
 from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
+from tving_resources.video import VideoInfo, ensure_unchanged
 
 T = TypeVar("T")
 
@@ -46,18 +48,42 @@ class VideoStage:
     @contextmanager
     def guard(self) -> Iterator[VideoStage]:
         """Time the stage; turn any failure into one message naming the file, the stage and the
-        cause, recorded in the catalog (a broken file also loses its old rows)."""
+        cause, recorded in the catalog (a broken file also loses its old rows). A full disk is
+        said as such, with the folder, whatever layer noticed it."""
         try:
             with self.timer:
                 yield self
         except dg.Failure:
             raise
         except TvingError as exc:
-            error = self._record(exc)
+            error = self._record(self._disk_full(exc) or exc)
             raise dg.Failure(description=str(error), allow_retries=False) from exc
         except Exception as exc:  # a bug or an unexpected library error: keep the traceback
+            full = self._disk_full(exc)
+            if full is not None:
+                raise dg.Failure(description=str(self._record(full)), allow_retries=False) from exc
             self._record(exc)
             raise
+
+    def reading_file(self, info: VideoInfo, compute: Callable[[Path, Path], T]) -> Callable[[Path, Path], T]:
+        """``compute``, which reads the video file, checked against the file changing meanwhile:
+        then it fails (whatever it raised, or even if it succeeded) with VideoChangedError, and
+        nothing it read is stored."""
+
+        def checked(staging: Path, final: Path) -> T:
+            ensure_unchanged(info)
+            try:
+                result = compute(staging, final)
+            except Exception as exc:
+                try:
+                    ensure_unchanged(info)
+                except VideoChangedError as changed:
+                    raise changed from exc
+                raise
+            ensure_unchanged(info)
+            return result
+
+        return checked
 
     def record_check_failure(self, check: str, description: str | None) -> None:
         from tving_resources.lifecycle import display_name
@@ -66,19 +92,31 @@ class VideoStage:
         entry = catalog.find(self.video_id)
         if entry is not None:
             message = f"{display_name(entry.name)}: {self.asset} failed: check {check}: {description}"
-            catalog.mark_failed(entry.video_id, self.asset, message)
+            catalog.mark_failed(entry.video_id, self.asset, message, self.context.run.run_id)
+
+    def _disk_full(self, exc: BaseException) -> TvingError | None:
+        paths = self.settings.paths
+        return disk_full_error(exc, [paths.artifacts_dir, paths.data_dir, self.lancedb.resolved_uri(self.settings)])
 
     def _record(self, exc: BaseException):
-        return record_failure(
-            self.video_id,
-            self.asset,
-            exc,
-            self.settings.catalog(),
-            self.lancedb.resolved_uri(self.settings),
-            self.settings.all_artifacts(),
-            self.settings.paths.locks_dir,
-            self.settings.video_lock_timeout_seconds,
-        )
+        try:
+            return record_failure(
+                self.video_id,
+                self.asset,
+                exc,
+                self.settings.catalog(),
+                self.lancedb.resolved_uri(self.settings),
+                self.settings.all_artifacts(),
+                self.settings.paths.locks_dir,
+                self.settings.video_lock_timeout_seconds,
+                run_id=self.context.run.run_id,
+            )
+        except Exception as record_exc:
+            if disk_full_cause(record_exc) is None:
+                raise
+            # the catalog shares the full disk: the run's failure still carries the message
+            self.context.log.warning(f"the failure could not be recorded in the catalog: {record_exc}")
+            return stage_error(exc, self.video_id, self.asset)
 
     def params(self) -> dict[str, Any]:
         """The settings and models that decide this stage's result (declared in stage_params)."""

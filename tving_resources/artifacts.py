@@ -187,6 +187,20 @@ class VideoArtifacts:
         failpoint(f"stage:{stage}")
         return Produced(value, key, reused)
 
+    def refresh(self, stage: str, key: str, value: Any) -> None:
+        """Replace a stored result's value by one that describes the same content afresh (the
+        probe of a file that was touched or copied again: same bytes, new modification time).
+        Readers see the old value or the new one, never half of one."""
+        final = self.result_dir(stage, key)
+        staging = final / f".refresh-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+        try:
+            _save_value(staging, value)
+            for item in staging.iterdir():
+                os.replace(item, final / item.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def lineage(self, stage: str, key: str | None = None) -> dict[str, str]:
         """``{stage: key}`` of this result and every result it was made from."""
         chain: dict[str, str] = {}

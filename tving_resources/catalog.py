@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import VideoNotRegisteredError
-from .ids import video_id_for
+from .ids import file_path, video_id_for
 
 if TYPE_CHECKING:
     from .folder_watch import TickPlan
@@ -43,7 +43,7 @@ class FileState:
     @classmethod
     def of(cls, path: Path) -> FileState:
         stat = path.stat()
-        return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        return cls(str(file_path(path)), stat.st_size, stat.st_mtime_ns)
 
     @property
     def video_id(self) -> str:
@@ -71,6 +71,7 @@ class CatalogEntry:
     error: str | None = None
     failed_stage: str | None = None
     updated_at: float | None = None
+    failed_run: str | None = None  # the run whose first failure error and failed_stage are
 
     @property
     def name(self) -> str:
@@ -107,6 +108,7 @@ _ADDED_COLUMNS = {
     "error": "TEXT",
     "failed_stage": "TEXT",
     "updated_at": "DOUBLE PRECISION",
+    "failed_run": "TEXT",
 }
 
 
@@ -250,11 +252,30 @@ class VideoCatalog:
 
     def mark_indexed(self, video_id: str, version: str, fingerprint: str) -> None:
         self._update(
-            video_id, state=INDEXED, indexed_version=version, fingerprint=fingerprint, error=None, failed_stage=None
+            video_id,
+            state=INDEXED,
+            indexed_version=version,
+            fingerprint=fingerprint,
+            error=None,
+            failed_stage=None,
+            failed_run=None,
         )
 
-    def mark_failed(self, video_id: str, stage: str, message: str) -> None:
-        self._update(video_id, state=FAILED, error=message, failed_stage=stage)
+    def mark_failed(self, video_id: str, stage: str, message: str, run_id: str | None = None) -> None:
+        """Record a failure. Within one run the first failure stands: a stage that fails after
+        another (a branch that does not depend on it) does not overwrite its stage and message."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE videos SET state = :state, error = :error, failed_stage = :stage, failed_run = :run, "
+                "updated_at = :now WHERE video_id = :id AND NOT (state = :state AND failed_run IS NOT NULL "
+                "AND failed_run = :run)",
+                {"state": FAILED, "error": message, "stage": stage, "run": run_id, "now": time.time(), "id": video_id},
+            )
+
+    def failure_in_run(self, video_id: str, run_id: str) -> CatalogEntry | None:
+        """The entry, if ``run_id`` recorded its failure (the stage and message users see)."""
+        entry = self.find(video_id)
+        return entry if entry is not None and entry.state == FAILED and entry.failed_run == run_id else None
 
     def _update(self, video_id: str, **values: object) -> None:
         values["updated_at"] = time.time()

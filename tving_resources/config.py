@@ -10,6 +10,7 @@ Nothing here imports Dagster: the query app and the CLI resolve the same paths a
 | lancedb_uri  | ``TVING_LANCEDB_URI``| ``<data_dir>/lancedb``  |
 | models_dir   | ``TVING_MODELS_DIR`` | ``<home>/models``       |
 | catalog_url  | ``TVING_CATALOG_URL``| ``<data_dir>/catalog.sqlite`` (SQLite) |
+| max video length | ``TVING_MAX_VIDEO_SECONDS`` | ``MediaLimits.max_seconds`` |
 
 ``TVING_DEPLOYMENT`` (``local`` or ``cluster``) says how runs execute (see tving_assets/deploy).
 """
@@ -19,8 +20,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .video import MediaLimits
 
 SCENE_TABLE = "scenes"
 DEPLOYMENTS = ("local", "cluster")
@@ -107,3 +112,20 @@ def resolve_paths(
         models_dir=models_path.resolve(),
         catalog_url=catalog,
     )
+
+
+def media_limits(max_seconds: float | None = None) -> MediaLimits:
+    """The video limits: ``max_seconds`` if given, else ``TVING_MAX_VIDEO_SECONDS``, else the
+    library's defaults (:class:`tving_resources.video.MediaLimits`)."""
+    from .video import MediaLimits
+
+    value = max_seconds if max_seconds is not None else os.environ.get("TVING_MAX_VIDEO_SECONDS", "").strip()
+    if value in (None, ""):
+        return MediaLimits()
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise ConfigError(f"TVING_MAX_VIDEO_SECONDS={value!r}: give a number of seconds") from exc
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"the maximum video length must be a positive number of seconds, not {value!r}")
+    return MediaLimits(max_seconds=seconds)

@@ -35,6 +35,24 @@ class NoVideoStreamError(VideoError):
     """The file is a media file without a video stream (for example audio only)."""
 
 
+class NotRegularFileError(UnreadableVideoError):
+    """The path names a FIFO, a device, a socket or a folder (or a symbolic link to one)."""
+
+
+class VideoOverLimitError(VideoError):
+    """The video is longer, or its frames larger, than this installation accepts (see
+    ``tving_resources.video.MediaLimits``); nothing of it is indexed."""
+
+
+class VideoChangedError(VideoError):
+    """The file changed (size or modification time) while it was being indexed; it is indexed
+    again once it stops changing. Rows of the earlier version are kept meanwhile."""
+
+
+class DiskFullError(TvingError):
+    """A write failed because its filesystem has no space left; the message names the folder."""
+
+
 class VideoNotRegisteredError(TvingError):
     """A video id is not in the catalog (it was never registered, or its file was removed)."""
 
@@ -78,18 +96,22 @@ class ProfileMismatchError(StoreError):
 
 __all__ = [
     "ConfigError",
+    "DiskFullError",
     "MissingArtifactError",
     "ModelError",
     "ModelNotAvailableError",
     "NoVideoStreamError",
+    "NotRegularFileError",
     "ProfileMismatchError",
     "StageError",
     "StoreError",
     "TvingError",
     "UnreadableVideoError",
     "VideoBusyError",
+    "VideoChangedError",
     "VideoError",
     "VideoMissingError",
     "VideoNotRegisteredError",
+    "VideoOverLimitError",
     "VideoRemovedError",
 ]

@@ -20,8 +20,15 @@ VIDEO_EXTENSIONS = frozenset(
 VIDEO_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48})-[0-9a-f]{10}$")
 
 
+def file_path(path: str | Path) -> Path:
+    """A file's absolute path as the catalog names it: its folders resolved, its own name kept.
+    A symbolic link is named, identified and reported as itself, not as the file it points to."""
+    given = Path(path).expanduser()
+    return given.absolute().parent.resolve() / given.name
+
+
 def video_id_for(path: str | Path) -> str:
-    resolved = Path(path).expanduser().resolve()
+    resolved = file_path(path)
     digest = hashlib.sha1(str(resolved).encode("utf-8")).hexdigest()[:10]
     ascii_stem = unicodedata.normalize("NFKD", resolved.stem).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_stem.lower()).strip("-")[:40].strip("-") or "video"

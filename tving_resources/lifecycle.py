@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .artifacts import ArtifactStore, VideoArtifacts
 from .catalog import VideoCatalog
-from .errors import NoVideoStreamError, StageError, UnreadableVideoError, VideoRemovedError
+from .errors import NoVideoStreamError, StageError, UnreadableVideoError, VideoOverLimitError, VideoRemovedError
 from .failpoints import failpoint, kill_when_new_file
 from .locks import try_video_lock, video_lock
 from .store import SceneStore, connect, delete_video_everywhere, list_table_names, table_name_for
@@ -79,7 +79,7 @@ def stage_error(exc: BaseException, file_name: str, stage: str) -> StageError:
     cause = str(exc).strip() or type(exc).__name__
     for prefix in (f"{file_name}: ", f"{display_name(file_name)}: "):
         cause = cause.removeprefix(prefix)
-    broken = isinstance(exc, UnreadableVideoError | NoVideoStreamError)
+    broken = isinstance(exc, UnreadableVideoError | NoVideoStreamError | VideoOverLimitError)
     return StageError(display_name(file_name), stage, cause, broken_file=broken)
 
 
@@ -92,15 +92,16 @@ def record_failure(
     stores: Sequence[ArtifactStore],
     locks_dir: Path,
     lock_timeout: float | None = 3600.0,
+    run_id: str | None = None,
 ) -> StageError:
-    """Record a stage's failure in the catalog. A file whose content is broken also loses its rows
-    and results (they describe content that is gone); a missing file keeps them (an unmounted disk
-    says nothing about the content)."""
+    """Record a stage's failure in the catalog (the first one of ``run_id`` stands). A file whose
+    content is broken also loses its rows and results (they describe content that is gone); a
+    missing file keeps them (an unmounted disk says nothing about the content)."""
     entry = catalog.find(video_id)
     error = stage_error(exc, entry.name if entry else video_id, stage)
     if entry is None:
         return error  # removed meanwhile: nothing to record
-    catalog.mark_failed(video_id, stage, str(error))
+    catalog.mark_failed(video_id, stage, str(error), run_id)
     if error.broken_file:
         with video_lock(locks_dir, video_id, lock_timeout):
             delete_video_everywhere(lancedb_uri, video_id)

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from .artifacts import ArtifactStore
 from .catalog import VideoCatalog
-from .config import Paths, deployment, resolve_paths
+from .config import Paths, deployment, media_limits, resolve_paths
 from .folder_watch import MASS_MISSING_MIN, WatchSettings
 from .ids import is_video_id
 from .locks import video_lock
@@ -20,6 +20,7 @@ from .pipeline import KeyframeSettings
 from .runtime import ModelRuntime, RuntimeConfig
 from .scenes import SceneSettings
 from .store import SCHEMA_VERSION, ModelStamp, SceneStore, delete_video_everywhere
+from .video import MediaLimits
 
 
 class TvingSettings(dg.ConfigurableResource):
@@ -66,6 +67,10 @@ class TvingSettings(dg.ConfigurableResource):
     video_lock_timeout_seconds: float = Field(
         default=3600.0, description="how long a run waits for another run of the same video"
     )
+    max_video_seconds: float | None = Field(
+        default=None,
+        description=f"longer videos fail (default: TVING_MAX_VIDEO_SECONDS, else {MediaLimits.max_seconds / 3600:g} h)",
+    )
 
     @cached_property
     def paths(self) -> Paths:
@@ -103,6 +108,9 @@ class TvingSettings(dg.ConfigurableResource):
             max_scene_seconds=self.max_scene_seconds,
             exclude_last_seconds=self.exclude_last_seconds,
         )
+
+    def media_limits(self) -> MediaLimits:
+        return media_limits(self.max_video_seconds)
 
     def keyframe_settings(self, profile_default: int) -> KeyframeSettings:
         return KeyframeSettings(per_scene=self.keyframes_per_scene or profile_default, max_side=self.thumbnail_max_side)

@@ -11,18 +11,57 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from .errors import NoVideoStreamError, UnreadableVideoError, VideoMissingError
+from .errors import (
+    NotRegularFileError,
+    NoVideoStreamError,
+    UnreadableVideoError,
+    VideoChangedError,
+    VideoMissingError,
+    VideoOverLimitError,
+)
+from .ids import file_path
 
 # How far before the end the probe decodes, to catch files cut short after a valid header.
 _TAIL_CHECK_SECONDS = 2.0
 _DECODE_CHUNK = 48  # frames per decord batch: bounds memory on long videos
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """What one video may be, read from its headers before any frame is decoded: a frame of
+    16000x16000 pixels costs ~760 MB to decode even when its file is 6 MB, and a 1 MB file can
+    declare 24 hours (2,880 scenes and their thumbnails)."""
+
+    max_seconds: float = 6 * 3600.0  # a TV library's longest programmes (films, sport) fit
+    max_side: int = 8192
+    max_pixels: int = 8192 * 4320  # 8K
+
+    def check(self, name: str, width: int, height: int, duration: float) -> None:
+        """Raises VideoOverLimitError naming the limit and how to get past it."""
+        if max(width, height) > self.max_side or width * height > self.max_pixels:
+            raise VideoOverLimitError(
+                f"{name}: frames of {width}x{height} pixels are over the limit ({self.max_side} pixels a side, "
+                f"{self.max_pixels / 1e6:.1f} megapixels); scale the video down first"
+            )
+        if duration > self.max_seconds:
+            raise VideoOverLimitError(
+                f"{name}: {_hours(duration)} long, over the {_hours(self.max_seconds)} limit; split the video, or "
+                "raise the limit (TVING_MAX_VIDEO_SECONDS, or max_video_seconds of the settings resource)"
+            )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 @dataclass(frozen=True)
@@ -48,32 +87,43 @@ class VideoInfo:
 
 def fingerprint_file(path: Path, chunk_size: int = 1 << 20) -> str:
     """Content hash (BLAKE2b-128) of the whole file: tells a re-encoded file from a touched one."""
-    digest = hashlib.blake2b(digest_size=16)
     with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
+        return fingerprint_stream(handle, chunk_size)
+
+
+def fingerprint_stream(handle: BinaryIO, chunk_size: int = 1 << 20) -> str:
+    """:func:`fingerprint_file` of an open file, read from where it stands to its end."""
+    digest = hashlib.blake2b(digest_size=16)
+    while chunk := handle.read(chunk_size):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
-def probe_video(path: str | Path, video_id: str, fingerprint: bool | str = True) -> VideoInfo:
+def probe_video(
+    path: str | Path, video_id: str, fingerprint: bool | str = True, limits: MediaLimits | None = None
+) -> VideoInfo:
     """Read a video's properties and check that it decodes from start to end.
 
     ``fingerprint=True`` hashes the whole file (the index records it), a string is a hash the
     caller already made; callers that only need to know the file is a good video (video-to-text,
-    uploads) pass False: it costs a read of every byte.
+    uploads) pass False: it costs a read of every byte. ``limits``: default, the configured ones
+    (:func:`tving_resources.config.media_limits`), checked before any frame is decoded.
 
     Raises:
         VideoMissingError: no file at ``path`` (removed, renamed, or its disk is not mounted).
+        NotRegularFileError: a FIFO, device, socket or folder at ``path``.
         UnreadableVideoError: empty, not a media file, truncated or undecodable.
         NoVideoStreamError: a media file without a video stream (audio only, for example).
+        VideoOverLimitError: longer, or with larger frames, than ``limits``.
     """
     import av  # PyAV ships with faster-whisper; imported here to keep module import cheap
 
+    from .config import media_limits
+
+    limits = limits or media_limits()
     file = Path(path)
-    if not file.is_file():
-        raise VideoMissingError(f"{file}: file not found (removed, renamed, or its disk is not mounted)")
-    stat = file.stat()
-    if stat.st_size == 0:
+    file_stat = regular_file_stat(file)
+    if file_stat.st_size == 0:
         raise UnreadableVideoError(f"{file.name}: the file is empty (0 bytes)")
     try:
         with av.open(str(file)) as container:
@@ -88,6 +138,7 @@ def probe_video(path: str | Path, video_id: str, fingerprint: bool | str = True)
             duration = _duration_seconds(container, stream)
             frame_count = stream.frames or round(duration * fps)
             width, height = stream.codec_context.width, stream.codec_context.height
+            limits.check(file.name, width, height, duration)
             _check_decodes_to_end(container, stream, duration, fps, file.name)
             codec = stream.codec_context.name
             audio_codec = audio.codec_context.name if audio is not None else None
@@ -100,7 +151,7 @@ def probe_video(path: str | Path, video_id: str, fingerprint: bool | str = True)
         raise UnreadableVideoError(f"{file.name}: the video stream has no duration or no size")
     return VideoInfo(
         video_id=video_id,
-        path=str(file.resolve()),
+        path=str(file_path(file)),
         duration=duration,
         fps=fps,
         frame_count=int(frame_count),
@@ -109,10 +160,58 @@ def probe_video(path: str | Path, video_id: str, fingerprint: bool | str = True)
         video_codec=codec,
         has_audio=audio is not None,
         audio_codec=audio_codec,
-        size_bytes=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
+        size_bytes=file_stat.st_size,
+        mtime_ns=file_stat.st_mtime_ns,
         fingerprint=fingerprint if isinstance(fingerprint, str) else fingerprint_file(file) if fingerprint else "",
     )
+
+
+def regular_file_stat(file: Path) -> os.stat_result:
+    """``file``'s stat (through a symbolic link), if it is a regular file.
+
+    Raises:
+        VideoMissingError: nothing there (or a symbolic link to nothing).
+        NotRegularFileError: a FIFO, device, socket or folder (opening one could block for ever).
+    """
+    try:
+        info = file.stat()
+    except FileNotFoundError as exc:
+        dangling = " (a symbolic link to a missing file)" if file.is_symlink() else ""
+        raise VideoMissingError(
+            f"{file}: file not found{dangling} (removed, renamed, or its disk is not mounted)"
+        ) from exc
+    except OSError as exc:
+        raise UnreadableVideoError(f"{file.name}: cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        link = ", through a symbolic link" if file.is_symlink() else ""
+        raise NotRegularFileError(f"{file.name}: not a regular file (a {file_kind(info.st_mode)}{link})")
+    return info
+
+
+def ensure_unchanged(info: VideoInfo) -> None:
+    """Raise VideoChangedError if the file is no longer the version ``info`` describes (its size
+    or modification time differ, or it is gone): what was read from it may mix two versions."""
+    path = Path(info.path)
+    try:
+        now = path.stat()
+    except OSError as exc:
+        raise VideoChangedError(
+            f"{info.name}: the file was removed or renamed while it was being indexed; it is indexed again "
+            "if it comes back"
+        ) from exc
+    if (now.st_size, now.st_mtime_ns) != (info.size_bytes, info.mtime_ns):
+        raise VideoChangedError(
+            f"{info.name}: the file changed while it was being indexed ({info.size_bytes} bytes when indexing "
+            f"started, {now.st_size} now); it is indexed again once it stops changing"
+        )
+
+
+def file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "special file"
 
 
 def _duration_seconds(container, stream) -> float:
