@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import io
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -585,8 +586,8 @@ def create_app(
         address = client_address(request.scope)
         wait = throttle.wait_seconds(address)
         if wait > 0:
-            context = {"page": "login", "error": f"too many wrong tokens from your address: wait {wait:.0f} s"}
-            headers = {"Retry-After": str(max(1, round(wait + 0.5)))}
+            context = {"page": "login", "error": f"too many wrong tokens from your address: wait {math.ceil(wait)} s"}
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))}
             return templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
         if not policy.token or not hmac.compare_digest(token.encode(), policy.token.encode()):
             throttle.failed(address)

@@ -337,6 +337,8 @@ _LIMITS = ServerLimits()
               help="Connections served at once; more wait in the listen queue.")  # fmt: skip
 @click.option("--header-timeout", default=_LIMITS.header_timeout_s, show_default=True,
               type=click.FloatRange(0.001, 60), help="Seconds a client has to send its request headers.")  # fmt: skip
+@click.option("--body-timeout", default=_LIMITS.body_idle_timeout_s, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a request body may stop arriving before 408.")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's key (PKCS#8 PEM).")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
@@ -355,6 +357,7 @@ def serve(
     describe_concurrency: int,
     max_connections: int,
     header_timeout: float,
+    body_timeout: float,
     tls_cert: str | None,
     tls_key: str | None,
     forwarded_allow_ips: str,
@@ -392,7 +395,9 @@ def serve(
         forwarded_allow_ips=tuple(ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()),
         tls_cert=tls_cert,
         tls_key=tls_key,
-        limits=dataclasses.replace(_LIMITS, max_connections=max_connections, header_timeout_s=header_timeout),
+        limits=dataclasses.replace(
+            _LIMITS, max_connections=max_connections, header_timeout_s=header_timeout, body_idle_timeout_s=body_timeout
+        ),
     )
     scheme = "https" if tls_cert else "http"
     click.echo(f"tving serve: {scheme}://{host}:{port}/  (models load in the background; see /ready)")

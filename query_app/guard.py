@@ -30,6 +30,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,11 +125,11 @@ class GuardMiddleware:
         if method not in SAFE_METHODS and not _same_origin(headers, host):
             return 403, "cross-origin request refused: send it from this server's own pages", {}
         path = scope.get("path", "/")
-        if policy.token and not path.startswith(OPEN_PATHS) and not self._authorised(scope, headers):
-            address = client_address(scope)
-            wait = self.throttle.wait_seconds(address)
-            if wait > 0:
-                return 429, f"too many wrong tokens from {address}; wait {wait:.0f} s", _retry_after(wait)
+        waiting = self.throttle.wait_seconds(client_address(scope)) if policy.token else 0.0
+        if policy.token and not path.startswith(OPEN_PATHS) and not self._authorised(scope, headers, waiting):
+            if waiting > 0:
+                message = f"too many wrong tokens from {client_address(scope)}; wait {math.ceil(waiting)} s"
+                return 429, message, _retry_after(waiting)
             if method == "GET" and "text/html" in headers.get("accept", ""):
                 return 303, "log in first", {"location": "/login"}
             return (
@@ -144,9 +145,10 @@ class GuardMiddleware:
                 return 413, f"request body larger than {policy.max_body_bytes // 2**20} MB", {}
         return None
 
-    def _authorised(self, scope: dict, headers: dict[str, str]) -> bool:
+    def _authorised(self, scope: dict, headers: dict[str, str], waiting: float) -> bool:
         """A right token in a header, or a live session in the cookie. A wrong token counts
-        against the client's address; a token sent during its wait is not even compared."""
+        against the client's address; a token sent during its wait (``waiting`` > 0) is not
+        even compared."""
         token = self.policy.token or ""
         session = cookie_value(headers.get("cookie", ""), SESSION_COOKIE)
         if session and self.sessions.valid(session):
@@ -158,9 +160,9 @@ class GuardMiddleware:
         offered = [c for c in offered if c]
         if not offered:
             return False
-        address = client_address(scope)
-        if self.throttle.wait_seconds(address) > 0:
+        if waiting > 0:
             return False
+        address = client_address(scope)
         if any(hmac.compare_digest(c.encode(), token.encode()) for c in offered):
             self.throttle.succeeded(address)
             return True
@@ -233,7 +235,7 @@ def client_address(scope: dict) -> str:
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
-    return {"retry-after": str(max(1, round(seconds + 0.5)))}
+    return {"retry-after": str(max(1, math.ceil(seconds)))}
 
 
 async def _respond(send: Callable[[dict], Awaitable[None]], status: int, message: str, extra: dict[str, str]) -> None:

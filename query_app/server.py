@@ -37,7 +37,7 @@ class ServerLimits:
 
     header_timeout_s: float = 10.0
     max_header_bytes: int = 16 * 1024
-    max_connections: int = 256
+    max_connections: int = 1024
     body_idle_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:

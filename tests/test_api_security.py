@@ -27,8 +27,9 @@ TOKEN = "test-token-0123456789abcdef"
 class Raw:
     """HTTP/1.1 requests written by hand on a socket; answers parsed just enough."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, source: str | None = None):
         self.port = port
+        self.source = (source, 0) if source else None  # another loopback address: another client
 
     def request(
         self,
@@ -51,7 +52,7 @@ class Raw:
         elif body or method in ("POST", "PUT"):
             lines.append(f"Content-Length: {len(body)}")
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "surrogateescape") + body
-        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as sock:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60, source_address=self.source) as sock:
             # the server may answer before the whole body arrived (413): then read that answer
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(payload)

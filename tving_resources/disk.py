@@ -16,32 +16,50 @@ from pathlib import Path
 from .errors import DiskFullError
 
 _MESSAGES = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_NEARLY_FULL = 1 << 20  # bytes free under which a bare I/O error is taken for a full disk
 
 
 def disk_full_cause(exc: BaseException) -> BaseException | None:
     """The exception in ``exc``'s chain (causes and contexts) that says the disk is full, or None."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    pending = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _chain(exc):
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return current
         if any(m in str(current).lower() for m in _MESSAGES):
             return current
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return None
+
+
+def _io_error(exc: BaseException) -> bool:
+    return any(
+        (isinstance(e, OSError) and e.errno == errno.EIO) or "disk i/o error" in str(e).lower() for e in _chain(exc)
+    )
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or during (SQLAlchemy's ``orig`` too)."""
+    seen: dict[int, BaseException] = {}
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen[id(current)] = current
+        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return list(seen.values())
 
 
 def disk_full_error(exc: BaseException, folders: Iterable[str | Path]) -> DiskFullError | None:
     """A DiskFullError naming the full folder, if ``exc`` comes from a full disk: the file the
-    failed write named, else the one of ``folders`` with the least space left."""
+    failed write named, else the one of ``folders`` with the least space left. SQLite sometimes
+    says only "disk I/O error" when its journal cannot grow: that counts when one of ``folders``
+    has (almost) no space left."""
+    folders = list(folders)
     cause = disk_full_cause(exc)
     if cause is None:
-        return None
+        fullest = _fullest(folders)
+        if not _io_error(exc) or fullest is None or (_free_bytes(fullest) or 0) >= _NEARLY_FULL:
+            return None
+        cause = exc
     named = getattr(cause, "filename", None)
     where = Path(named).parent if named else _fullest(folders)
     free = _free_bytes(where) if where is not None else None
