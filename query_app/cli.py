@@ -431,18 +431,85 @@ def export_command(video: str, fmt: str, output: str | None) -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def ui(port: int, host: str) -> None:
-    """The Dagster UI and daemon (`dagster dev`) on the instance `tving index` records its runs in."""
+    """The Dagster UI and daemon (`dagster dev`) on the instance `tving index` records its runs in,
+    and the model worker its runs use. Ctrl-C stops all of them."""
+    import signal
     import subprocess
+    import time
 
     from tving_assets.instance import dagster_home
     from tving_resources.config import resolve_paths
 
     paths = resolve_paths().ensure()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home(paths.home)), "TVING_HOME": str(paths.home)}
+    bin_dir = Path(sys.executable).parent
+    commands = {
+        "model worker": [str(bin_dir / "tving"), "worker"],
+        "dagster dev": [str(bin_dir / "dagster"), "dev", "-m", "tving_assets.definitions", "-h", host, "-p", str(port)],
+    }
     click.echo(f"Dagster UI on http://{host}:{port}/ (instance {env['DAGSTER_HOME']}); Ctrl-C stops it")
-    dagster = Path(sys.executable).parent / "dagster"
-    command = [str(dagster), "dev", "-m", "tving_assets.definitions", "-h", host, "-p", str(port)]
-    sys.exit(subprocess.call(command, env=env))
+    # each in its own process group, so that stopping one stops what it started (dagster dev's
+    # webserver, daemon and code servers) and nothing is left behind
+    started = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    code = 0
+    try:
+        while all(p.poll() is None for p in started.values()):
+            time.sleep(0.5)
+        stopped = next(name for name, p in started.items() if p.poll() is not None)
+        code = started[stopped].returncode or 1
+        click.secho(
+            f"{stopped} stopped (exit code {started[stopped].returncode}); stopping the rest", fg="red", err=True
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in started.values():
+            _stop_group(process)
+    sys.exit(code)
+
+
+def _stop_group(process, grace: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@main.command()
+def worker() -> None:
+    """The model worker: keeps the models loaded for the runs the Dagster daemon launches (one
+    process per run). `tving ui` starts one; runs load their own models when none runs."""
+    import signal
+    import threading
+
+    from tving_resources.config import resolve_paths
+    from tving_resources.model_worker import ModelWorker, WorkerAddress
+    from tving_resources.runtime import ModelRuntime
+
+    paths = resolve_paths().ensure()
+    model_worker = ModelWorker(WorkerAddress.for_home(paths.home))
+    model_worker.start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    indexing = ("speech", "captioner", "text_encoder", "frame_encoder", "text_reader")
+    threading.Thread(target=lambda: ModelRuntime().warm_up(indexing), daemon=True, name="tving-warm-up").start()
+    click.echo(f"model worker for {paths.home} (pid {os.getpid()}): models load in the background")
+    try:
+        model_worker.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        model_worker.stop()
 
 
 # ------------------------------------------------------------------------ cluster

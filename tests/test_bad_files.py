@@ -124,7 +124,7 @@ def test_sensor_asks_once_for_a_broken_version(tmp_path, broken_files):
     videos.mkdir(parents=True)
     broken = videos / "broken.mp4"
     shutil.copyfile(broken_files["truncated"], broken)
-    resources = make_resources(home, sensor_settle_seconds=0, sensor_batch_size=1)
+    resources = make_resources(home, sensor_settle_seconds=0)
     definitions = build_definitions(resources)
     instance = dg.DagsterInstance.ephemeral()
     cursor = None

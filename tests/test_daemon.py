@@ -1,10 +1,13 @@
 """The local deployment for real: a Dagster daemon on the `local` dagster.yaml watches the videos
-folder; its sensor batches the videos, the batch runs index them, each model loads once per
-batch, a broken video fails alone; the command line and the UI see the same instance."""
+folder; its sensor asks for one run per video, Dagster's queue launches them, the model worker
+keeps the models loaded across them, a broken video fails alone; the command line and the UI see
+the same instance."""
 
 import json
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -37,9 +40,22 @@ def _library(folder: Path, speech_clip: Path, broken: Path) -> list[Path]:
     return files
 
 
-def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_files):
+def _longer_clip(speech_clip: Path, out: Path, times: int = 4) -> Path:
+    """The speech clip ``times`` over: a run long enough for a second request to arrive meanwhile."""
+    listing = out.with_suffix(".txt")
+    listing.write_text("".join(f"file '{speech_clip}'\n" for _ in range(times)))
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-c", "copy", str(out)], check=True)  # fmt: skip
+    return out
+
+
+def test_the_daemon_runs_one_queued_run_per_video_with_warm_models(tmp_path, speech_clip, broken_files):
+    """The sensor asks for one `index_video` run per video; Dagster's queue launches each as its
+    own process, never two runs of one video at once; the runs use the model worker's models (each
+    loaded once for the library, none in a run's process); a broken video fails alone."""
     home = tmp_path / "home"
     files = _library(home, speech_clip[0], broken_files["truncated"])
+    long_one = _longer_clip(speech_clip[0], tmp_path / "long.mp4", times=12)
     paths = resolve_paths(home=home).ensure()
     from tving_assets.instance import dagster_home, get_instance
 
@@ -52,53 +68,69 @@ def test_sensor_batches_through_the_local_daemon(tmp_path, speech_clip, broken_f
     }
     catalog = VideoCatalog(paths.catalog_url)
 
-    def settled() -> bool:
+    def runs() -> list:
+        return [r.dagster_run for r in get_instance(home).get_run_records(dg.RunsFilter(job_name="index_video"))]
+
+    def settled(expected: int) -> bool:
         states = [catalog.find(e.video_id) for e in catalog.entries()]
-        if len(states) != len(files) or any(s.state not in ("indexed", "failed") for s in states):
+        if len(states) != expected or any(s.state not in ("indexed", "failed") for s in states):
             return False
         # a video is "indexed" once committed, a moment before its run ends: wait for the runs too
-        # (stopping the daemon's group earlier interrupts a run that has done all its work)
-        batches = get_instance(home).get_runs(filters=dg.RunsFilter(job_name="index_batch_job"))
-        return bool(batches) and all(r.is_finished for r in batches)
+        return bool(runs()) and all(r.is_finished for r in runs())
 
-    command = [str(BIN / "dagster-daemon"), "run", "-m", "tving_assets.definitions"]
-    daemon = spawn(command, env, tmp_path / "daemon.log", cwd=tmp_path)
+    worker = spawn([str(BIN / "tving"), "worker"], env, tmp_path / "worker.log", cwd=tmp_path)
+    daemon = spawn([str(BIN / "dagster-daemon"), "run", "-m", "tving_assets.definitions"], env,
+                   tmp_path / "daemon.log", cwd=tmp_path)  # fmt: skip
     try:
-        wait_for(settled, 300, "the daemon to index the library")
+        wait_for(lambda: settled(len(files)), 420, "the daemon to index the library")
+        # a long video, then a new version of it while its first run is still going
+        target = paths.videos_dir / "long.mp4"
+        shutil.copyfile(long_one, target)
+        os.utime(target, ns=(OLD, OLD))
+        wait_for(lambda: any(r.tags.get("tving/video") == "long.mp4" and r.status.value == "STARTED" for r in runs()),
+                 120, "the long video's run to start")  # fmt: skip
+        time.sleep(4)  # into its stages: the change is seen when the stage reading the file ends
+        shutil.copyfile(speech_clip[0], target)
+        os.utime(target, ns=(OLD, OLD))
+        wait_for(lambda: sum(r.tags.get("tving/video") == "long.mp4" for r in runs()) == 2, 60, "a second request")
+        wait_for(lambda: settled(len(files) + 1), 300, "both runs of the long video")
+        from tving_resources.model_worker import WorkerAddress, WorkerClient
+
+        worker_loads = WorkerClient(WorkerAddress.for_home(home)).load_counts()
     except TimeoutError:
         print((tmp_path / "daemon.log").read_text()[-5000:])
         raise
     finally:
         stop_group(daemon)  # the daemon and the runs it launched
+        stop_group(worker)
     entries = {Path(e.path).name: e for e in catalog.entries()}
     assert entries["broken.mp4"].state == "failed" and "video_metadata failed" in entries["broken.mp4"].error
     assert all(e.state == "indexed" for name, e in entries.items() if name != "broken.mp4")
 
     instance = get_instance(home)  # the one the daemon used: <home>/dagster
-    batches = instance.get_runs(filters=dg.RunsFilter(job_name="index_batch_job"))
-    assert batches and all(r.status == dg.DagsterRunStatus.SUCCESS for r in batches)
-    loads: dict[str, int] = {}
-    videos = 0
-    for run in batches:
-        (record,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
-        meta = record.dagster_event.step_output_data.metadata
-        videos += meta["videos"].value
-        for model, n in meta["model_loads"].value.items():
-            loads[model] = loads.get(model, 0) + n
-    assert videos == 12
-    assert loads and all(n / videos <= 0.25 for n in loads.values()), loads  # each model: once per batch
-    per_video = instance.get_runs(filters=dg.RunsFilter(job_name="index_video"))
-    failed = [r for r in per_video if r.status == dg.DagsterRunStatus.FAILURE]
-    reasons = [
-        (r.tags.get("dagster/partition"), [e.message for e in instance.all_logs(r.run_id) if e.level >= 40][:3])
-        for r in failed
-    ]
-    assert len(per_video) == 12 and len(failed) == 1, reasons
-    # the batch run's step captured its process's output; the runs inside it were not captured again
-    logs = dagster_home(home) / "storage"
-    assert all(list((logs / r.run_id).rglob("*.out")) for r in batches)
-    assert not any((logs / r.run_id).exists() for r in per_video)
-    print(json.dumps({"model_loads": loads, "videos": videos}))
+    records = instance.get_run_records(dg.RunsFilter(job_name="index_video"))
+    assert len(records) == len(files) + 2
+    # launched by the sensor, through the queue, each under its video's partition
+    assert all(r.dagster_run.tags.get("dagster/sensor_name") == "videos_folder_sensor" for r in records)
+    assert len({r.dagster_run.tags["dagster/partition"] for r in records}) == len(files) + 1
+    failed = {r.dagster_run.run_id: r.dagster_run.tags["tving/video"] for r in records
+              if r.dagster_run.status == dg.DagsterRunStatus.FAILURE}  # fmt: skip
+    # never two runs of one video at once: the second waited in the queue until the first ended
+    first, second = sorted((r for r in records if r.dagster_run.tags["tving/video"] == "long.mp4"),
+                           key=lambda r: r.create_timestamp)  # fmt: skip
+    # the broken file fails alone; the first long run may fail too: its file changed under it
+    assert set(failed.values()) <= {"broken.mp4", "long.mp4"} and "broken.mp4" in failed.values()
+    assert second.dagster_run.run_id not in failed
+    assert second.create_timestamp.timestamp() < first.end_time  # it was asked for while the first ran
+    assert second.start_time >= first.end_time
+    # each model loaded once, in the model worker; none in the runs' own processes
+    videos = len(files) + 1
+    assert worker_loads and all(n / videos <= 0.1 for n in worker_loads.values()), worker_loads
+    for record in instance.fetch_materializations(dg.AssetKey("captions"), limit=100).records:
+        metadata = record.event_log_entry.asset_materialization.metadata
+        assert metadata["model_loads"].value == {}, metadata["model_loads"]
+        assert metadata["model_worker"].value.startswith("pid ")
+    print(json.dumps({"worker_model_loads": worker_loads, "videos": videos}))
 
 
 def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -57,7 +56,7 @@ def test_code_location_load_stays_light():
 
 
 def _sensor_result(home, cursor=None, **settings):
-    resources = make_resources(home, sensor_settle_seconds=0, sensor_batch_size=1, **settings)
+    resources = make_resources(home, sensor_settle_seconds=0, **settings)
     with dg.build_sensor_context(cursor=cursor, resources=resources, definitions=defs) as context:
         return videos_folder_sensor(context)
 
@@ -181,113 +180,45 @@ def test_cli_index_reports_each_file(tmp_path, broken_files, monkeypatch):
     assert "no such file or folder" in report["missing.mp4"]["error"]
 
 
-def test_local_instance_keeps_its_sqlite_engines_and_stays_readable_by_plain_dagster(tmp_path, monkeypatch):
-    """The local deployment's storage opens each SQLite database once (Dagster's own opens it for
-    every statement), keeps few open, and writes the same files a default instance reads. Runs in
-    this process print to its terminal: no `tail` processes capture their output."""
-    from dagster._core.instance.ref import InstanceRef
-    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+def test_local_instance_is_plain_dagster_and_cli_runs_are_not_captured(tmp_path, monkeypatch):
+    """The local deployment's instance is Dagster's own SQLite storage, as dagster.yaml configures
+    it (`dagster` and the UI read it with DAGSTER_HOME alone); runs the command line executes print
+    to its terminal: no `tail` processes capture their output. A home made by an earlier version
+    (its own storage class) gets Dagster's storage, runs kept."""
+    from tving_assets.instance import dagster_home, get_instance
 
-    from tving_assets import storage
-    from tving_assets.instance import get_instance
-
-    made, asked = [], []
-    real_create_engine = storage.create_engine
-    monkeypatch.setattr(storage, "create_engine", lambda *a, **k: made.append(a[0]) or real_create_engine(*a, **k))
-    # Dagster's own engines: the parent storage builds one for each schema question (has_table)
-    real_dagster_engine = sqlite_event_log.create_engine
-    monkeypatch.setattr(
-        sqlite_event_log, "create_engine", lambda *a, **k: asked.append(a[0]) or real_dagster_engine(*a, **k)
-    )
     parts = dg.DynamicPartitionsDefinition(name="clips")
 
     @dg.asset(partitions_def=parts)
     def first() -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"n": 1})
 
-    @dg.asset(partitions_def=parts, deps=[first])
-    def second() -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"n": 2})
-
-    job = dg.Definitions(assets=[first, second], jobs=[dg.define_asset_job("both")]).resolve_job_def("both")
-    instance = get_instance(tmp_path / "home")
-    assert isinstance(instance.event_log_storage, storage.PooledSqliteEventLogStorage)
-    assert isinstance(instance.run_storage, storage.PooledSqliteRunStorage)
-    runs = 7
-    instance.add_dynamic_partitions("clips", [f"c{i}" for i in range(runs)])
+    job = dg.Definitions(assets=[first], jobs=[dg.define_asset_job("one")]).resolve_job_def("one")
+    home = tmp_path / "home"
+    instance = get_instance(home)
+    instance.add_dynamic_partitions("clips", ["c0", "c1"])
     started = []
     real_popen_init = subprocess.Popen.__init__
     monkeypatch.setattr(
         subprocess.Popen, "__init__", lambda p, args, *a, **k: started.append(args) or real_popen_init(p, args, *a, **k)
     )
-    for i in range(runs):
-        assert job.execute_in_process(instance=instance, partition_key=f"c{i}").success
+    for key in ("c0", "c1"):
+        assert job.execute_in_process(instance=instance, partition_key=key).success
     assert started == []
-    events = instance.event_log_storage
-    # one engine per database: the runs table, the event index, one shard per run (not per statement)
-    assert len(made) <= 2 + runs, made
-    assert len(events._engines._engines) <= events.KEEP_RUN_SHARDS + 1
-    # each schema question answered once, not again for every partition lookup and asset event
-    assert len(asked) <= 5, len(asked)
     instance.dispose()
-    folder = tmp_path / "home" / "dagster"
-    assert not list(folder.rglob("*.db-wal")), "connections left open after dispose"
-
-    (plain := tmp_path / "plain").mkdir()
-    (plain / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n")
-    default = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(plain)))
-    assert len(default.get_runs()) == runs
-    materialized = default.get_materialized_partitions(dg.AssetKey("second"))
-    assert materialized == {f"c{i}" for i in range(runs)}
-    # a run shard made by the fast initialisation is the one Dagster makes: tables, indexes, revision, WAL
-    (other := tmp_path / "other").mkdir()
-    (other / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    dagsters = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(other)))
-    dagsters.add_dynamic_partitions("clips", ["c0"])
-    assert job.execute_in_process(instance=dagsters, partition_key="c0").success
-    dagsters.dispose()
-    ours = next(p for p in (folder / "history" / "runs").glob("*.db") if p.name != "index.db")
-    theirs = next(p for p in (other / "history" / "runs").glob("*.db") if p.name != "index.db")
-    assert _sqlite_layout(ours) == _sqlite_layout(theirs)
-
-
-def _sqlite_layout(path: Path) -> tuple:
-    import sqlite3
-
-    with closing(sqlite3.connect(path)) as db:
-        return (
-            sorted(db.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str),
-            db.execute("SELECT version_num FROM alembic_version").fetchall(),
-            db.execute("PRAGMA journal_mode").fetchone(),
-        )
-
-
-def test_local_instance_storage_survives_a_fork(tmp_path):
-    """A process forked after the storage opened its databases does not share its parent's SQLite
-    connections: both go on writing runs."""
-    import multiprocessing
-
-    from tving_assets.instance import get_instance
-
-    @dg.asset
-    def made() -> dg.MaterializeResult:
-        return dg.MaterializeResult()
-
-    job = dg.Definitions(assets=[made], jobs=[dg.define_asset_job("one")]).resolve_job_def("one")
-    instance = get_instance(tmp_path / "home")
-    assert job.execute_in_process(instance=instance).success  # engines open in the parent
-
-    engines = instance.event_log_storage._engines._engines
-    parents = engines["index"]
-
-    def child(queue) -> None:
-        ok = job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 2
-        queue.put(ok and engines["index"] is not parents)  # its own engine, not the inherited one
-
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    process = context.Process(target=child, args=(queue,))
-    process.start()
-    process.join(120)
-    assert process.exitcode == 0 and queue.get(timeout=5) is True
+    folder = dagster_home(home)
+    config = (folder / "dagster.yaml").read_text()
+    assert "storage:\n  sqlite:" in config and "tving_assets" not in config
+    monkeypatch.setenv("DAGSTER_HOME", str(folder))
+    plain = dg.DagsterInstance.get()  # what `dagster` and the UI open
+    assert len(plain.get_run_records()) == 2
+    assert plain.get_status_by_partition(dg.AssetKey("first"), ["c0", "c1"], parts) is not None
+    monkeypatch.delenv("DAGSTER_HOME")
+    # a home from an earlier version: its dagster.yaml named this project's storage class
+    storage = f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(folder))}\n"
+    old = "storage:\n  custom:\n    module: tving_assets.storage\n    class: PooledSqliteStorage\n    config:\n"
+    assert storage in config
+    (folder / "dagster.yaml").write_text(config.replace(storage, old + f"      base_dir: {json.dumps(str(folder))}\n"))
+    again = get_instance(home)
+    assert "tving_assets" not in (folder / "dagster.yaml").read_text() and len(again.get_run_records()) == 2
     assert job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 3

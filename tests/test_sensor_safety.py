@@ -32,8 +32,7 @@ class Library:
         self.home = home
         self.paths = resolve_paths(home=home)
         self.paths.videos_dir.mkdir(parents=True, exist_ok=True)
-        # one run per video: these tests look at requests video by video (batches: see below)
-        self.settings = {"sensor_settle_seconds": 5, "sensor_batch_size": 1, **settings}
+        self.settings = {"sensor_settle_seconds": 5, **settings}
         self.resources = make_resources(home, **self.settings)
         self.instance = dg.DagsterInstance.ephemeral()
         self.cursor: str | None = None
@@ -246,15 +245,17 @@ def test_unreadable_subfolder_deletes_nothing_under_it(tmp_path):
     assert report["rows"] == {"a.mp4": 3, "b.mp4": 3, "c.mp4": 3}
 
 
-def test_videos_are_requested_in_batches(tmp_path):
-    library = Library(tmp_path / "home", sensor_batch_size=8)
+def test_each_video_gets_its_own_run_with_its_partition(tmp_path):
+    """One run per video (never several videos inside one run): each goes through the run queue
+    under its partition, so Dagster's one-run-per-video limit applies, and says who asked for it."""
+    library = Library(tmp_path / "home")
     for i in range(20):
         library.add(f"v{i:02d}.mp4")
     result = library.tick()
-    assert [r.job_name for r in result.run_requests] == ["index_batch_job"] * 3
-    batches = [r.run_config["ops"]["index_batch_op"]["config"]["video_ids"] for r in result.run_requests]
-    assert [len(b) for b in batches] == [8, 8, 4] and len({v for b in batches for v in b}) == 20
-    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(v for b in batches for v in b)
+    assert [r.job_name for r in result.run_requests] == ["index_video"] * 20
+    keys = [r.partition_key for r in result.run_requests]
+    assert len(set(keys)) == 20 and all(r.tags["tving/source"] == "sensor" for r in result.run_requests)
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(keys)
     assert not library.tick().run_requests
 
 

@@ -9,7 +9,6 @@ from tving_resources.resources import LanceDBResource, ModelRuntimeResource, Tvi
 from tving_resources.staleness import ASSET_OF, code_version
 
 from .assets import VIDEO_STAGES, search_index, search_quality
-from .batch import index_batch_job
 from .finetune import captioner_lora_adapter
 from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from .schedules import nightly_search_index_refresh
@@ -40,7 +39,7 @@ def build_definitions(
     resources = resources or build_resources()
     return dg.Definitions(
         assets=[*versioned_stages(resources), search_index, search_quality, captioner_lora_adapter],
-        jobs=[index_video_job, index_batch_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
+        jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],
         resources=resources,

@@ -12,8 +12,6 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -27,17 +25,23 @@ def dagster_home(tving_home: Path) -> Path:
     if os.environ.get("DAGSTER_HOME"):
         return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
     home = tving_home / "dagster"
-    if not (home / "dagster.yaml").is_file():
+    config = home / "dagster.yaml"
+    # made on first use; a home made by an earlier version, whose storage was this project's own
+    # subclass of Dagster's SQLite storage (the same files), gets Dagster's storage itself
+    if not config.is_file() or _OLD_STORAGE in config.read_text(encoding="utf-8"):
         home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").write_text(local_dagster_yaml(home.resolve()), encoding="utf-8")
+        config.write_text(local_dagster_yaml(home.resolve()), encoding="utf-8")
     return home
+
+
+_OLD_STORAGE = "module: tving_assets.storage"
 
 
 def local_dagster_yaml(home: Path) -> str:
     """The local deployment's dagster.yaml for the instance folder ``home``: its storage's
     base_dir is that folder rather than $DAGSTER_HOME, which the command line does not set."""
     template = (DEPLOY_DIR / "local" / "dagster.yaml").read_text(encoding="utf-8")
-    env_home = "base_dir:\n        env: DAGSTER_HOME\n"
+    env_home = "base_dir:\n      env: DAGSTER_HOME\n"
     if env_home not in template:
         raise RuntimeError(f"{DEPLOY_DIR / 'local' / 'dagster.yaml'}: no `base_dir: env: DAGSTER_HOME` to fill in")
     return template.replace(env_home, f"base_dir: {json.dumps(str(home))}\n")
@@ -47,13 +51,13 @@ def local_dagster_yaml(home: Path) -> str:
 # started from: their stdout and stderr are not captured into the instance's compute logs, which
 # costs two `tail` and two Python watcher processes a run and holds the progress display back a
 # second (tail polls). Runs the daemon launches capture as the dagster.yaml says.
-_NO_CAPTURE = ("dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager")
-_IN_PROCESS = {"compute_logs": {"module": _NO_CAPTURE[0], "class": _NO_CAPTURE[1]}}
+# (the module path as Dagster's documentation spells it in dagster.yaml; Dagster maps it)
+_IN_PROCESS = {
+    "compute_logs": {"module": "dagster.core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+}
 
 
 def get_instance(tving_home: Path) -> dg.DagsterInstance:
-    from dagster._core.instance.ref import InstanceRef  # no public constructor from a folder
-
     folder = dagster_home(tving_home)
     folder.mkdir(parents=True, exist_ok=True)
     # Two `tving index` calls started at once on a new home would both create and migrate the
@@ -62,7 +66,9 @@ def get_instance(tving_home: Path) -> dg.DagsterInstance:
     with open(folder / ".instance.lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(folder), overrides=_IN_PROCESS))
+            # Dagster's public constructor of an instance from a folder's dagster.yaml with
+            # overrides (it is named for temporary folders; the folder here is the home's own)
+            instance = dg.DagsterInstance.local_temp(tempdir=str(folder), overrides=_IN_PROCESS)
             instance.get_runs(limit=1)  # run storage
             instance.all_instigator_state()  # schedule storage
             ensure_pool_limits(instance)  # event log storage
@@ -70,25 +76,6 @@ def get_instance(tving_home: Path) -> dg.DagsterInstance:
             fcntl.flock(lock, fcntl.LOCK_UN)
     reap_dead_cli_runs(instance)
     return instance
-
-
-@contextmanager
-def uncaptured(instance: dg.DagsterInstance) -> Iterator[dg.DagsterInstance]:
-    """``instance`` itself (its storage, pools and settings), except that runs executed in this
-    process are not captured into compute logs: for the runs a batch run executes inside its own
-    step, whose capture already holds this process's output (and each run would start its own
-    tail and watcher processes). An instance without a ref (ephemeral) is given as it is."""
-    if not instance.is_persistent:
-        yield instance
-        return
-    from dagster._serdes import ConfigurableClassData
-
-    no_capture = ConfigurableClassData(*_NO_CAPTURE, "{}\n")
-    copy = dg.DagsterInstance.from_ref(instance.get_ref()._replace(compute_logs_data=no_capture))
-    try:
-        yield copy
-    finally:
-        copy.dispose()
 
 
 def ensure_pool_limits(instance: dg.DagsterInstance) -> None:

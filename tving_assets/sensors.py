@@ -16,14 +16,13 @@ from tving_resources.folder_watch import plan_tick, scan_video_folder
 from tving_resources.lifecycle import display_name
 from tving_resources.resources import TvingSettings
 
-from .batch import index_batch_job, index_batch_run_config
 from .instance import ensure_pool_limits
 from .jobs import index_video_job, remove_video_job, remove_video_run_config
 from .partitions import videos_partitions
 
 
 @dg.sensor(
-    jobs=[index_video_job, index_batch_job, remove_video_job],
+    jobs=[index_video_job, remove_video_job],
     minimum_interval_seconds=int(os.environ.get("TVING_SENSOR_INTERVAL_SECONDS", "30")),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -38,29 +37,20 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
     plan = plan_tick(listing, catalog.entries_under(folder), tick, watch)
     catalog.apply_tick(plan)
 
-    # Run keys are never reused: the file's version and the tick make each request unique, and a
-    # tick made again after a failure asks for the same runs (Dagster skips the duplicates).
-    if watch.batch_size == 1:
-        run_requests = [
-            dg.RunRequest(
-                job_name=index_video_job.name,
-                partition_key=r.video_id,
-                run_key=f"{r.video_id}:{r.version}:{tick}",
-                tags={"tving/video": display_name(r.path.rsplit("/", 1)[-1])[:200]},
-            )
-            for r in plan.index
-        ]
-    else:  # several videos per run: each model loads once per batch (see tving_assets.batch)
-        batches = [plan.index[i : i + watch.batch_size] for i in range(0, len(plan.index), watch.batch_size)]
-        run_requests = [
-            dg.RunRequest(
-                job_name=index_batch_job.name,
-                run_key=f"batch:{tick}:{batch[0].video_id}:{batch[0].version}",
-                run_config=index_batch_run_config([r.video_id for r in batch]),
-                tags={"tving/videos": str(len(batch))},
-            )
-            for batch in batches
-        ]
+    # One run per video, queued by Dagster (its concurrency limits allow one run per video at a
+    # time) and launched as its own process; the models stay loaded in the model worker (see
+    # tving_resources.model_worker). Run keys are never reused: the file's version and the tick
+    # make each request unique, and a tick made again after a failure asks for the same runs
+    # (Dagster skips the duplicates).
+    run_requests = [
+        dg.RunRequest(
+            job_name=index_video_job.name,
+            partition_key=r.video_id,
+            run_key=f"{r.video_id}:{r.version}:{tick}",
+            tags={"tving/video": display_name(r.path.rsplit("/", 1)[-1])[:200], "tving/source": "sensor"},
+        )
+        for r in plan.index
+    ]
     run_requests += [
         dg.RunRequest(
             job_name=remove_video_job.name,

@@ -137,7 +137,19 @@ class VideoStage:
             "result_key": produced.key,
             "skipped": produced.reused,  # same input, settings and models as a stored result
             "seconds": self.timer.seconds,
-            # models loaded so far by the process that ran this step (a warm worker: 1 each)
+            # models loaded so far by the process that ran this step (a warm worker: 1 each; none
+            # when the models are the model worker's)
             "model_loads": dg.MetadataValue.json(MODEL_CACHE.load_counts()),
+            "model_worker": self._model_worker(),
             "process": f"{socket.gethostname()}:{os.getpid()}",
         }
+
+    def _model_worker(self) -> str:
+        """Whose models this run used: the model worker's (its pid) or its own process's."""
+        worker = self.models.runtime.worker
+        if worker is None or worker.gone:
+            return "none: models loaded in this process"
+        try:
+            return f"pid {worker.request('ping')}"
+        except TvingError:
+            return "none: models loaded in this process"

@@ -32,11 +32,10 @@ class WatchSettings:
     absent_ticks: int = 2
     max_removals_per_tick: int = 10
     max_missing_fraction: float = 0.5
-    batch_size: int = 25  # videos per run (1: a run per video); one run per tick by default
 
     def __post_init__(self) -> None:
-        if min(self.absent_ticks, self.max_runs_per_tick, self.batch_size) < 1 or self.max_removals_per_tick < 0:
-            raise ValueError("absent_ticks, max_runs_per_tick and batch_size must be >= 1, max_removals_per_tick >= 0")
+        if min(self.absent_ticks, self.max_runs_per_tick) < 1 or self.max_removals_per_tick < 0:
+            raise ValueError("absent_ticks and max_runs_per_tick must be >= 1, max_removals_per_tick >= 0")
 
 
 @dataclass(frozen=True)

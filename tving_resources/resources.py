@@ -12,7 +12,7 @@ from pydantic import Field
 
 from .artifacts import ArtifactStore
 from .catalog import VideoCatalog
-from .config import Paths, deployment, media_limits, resolve_paths
+from .config import Paths, media_limits, resolve_paths
 from .folder_watch import MASS_MISSING_MIN, WatchSettings
 from .ids import is_video_id
 from .locks import video_lock
@@ -50,11 +50,6 @@ class TvingSettings(dg.ConfigurableResource):
     )
     sensor_max_runs_per_tick: int = Field(
         default=WatchSettings.max_runs_per_tick, description="videos requested per tick (the rest wait)"
-    )
-    sensor_batch_size: int | None = Field(
-        default=None,
-        description=f"videos per run: each model loads once per run (default {WatchSettings.batch_size}; "
-        "1 on the cluster deployment, whose workers keep models loaded)",
     )
     sensor_absent_ticks: int = Field(
         default=WatchSettings.absent_ticks, description="ticks a file must be absent before its video is removed"
@@ -122,7 +117,6 @@ class TvingSettings(dg.ConfigurableResource):
             absent_ticks=self.sensor_absent_ticks,
             max_removals_per_tick=self.sensor_max_removals_per_tick,
             max_missing_fraction=self.sensor_max_missing_fraction,
-            batch_size=self.sensor_batch_size or (1 if deployment() == "cluster" else WatchSettings.batch_size),
         )
 
 
@@ -150,6 +144,9 @@ class ModelRuntimeResource(dg.ConfigurableResource):
         default=RuntimeConfig.ocr_min_confidence, description="text lines read with less confidence are dropped"
     )
     ocr_frames_per_scene: int = RuntimeConfig.ocr_frames_per_scene
+    model_worker: bool = Field(
+        default=True, description="use the models of this home's model worker when one runs (`tving ui` starts it)"
+    )
 
     @cached_property
     def runtime(self) -> ModelRuntime:
@@ -174,8 +171,17 @@ class ModelRuntimeResource(dg.ConfigurableResource):
                 ocr_languages=self.ocr_languages,
                 ocr_min_confidence=self.ocr_min_confidence,
                 ocr_frames_per_scene=self.ocr_frames_per_scene,
-            )
+            ),
+            worker=self._worker(),
         )
+
+    def _worker(self):
+        if not self.model_worker:
+            return None
+        from .model_worker import WorkerAddress, WorkerClient
+
+        address = WorkerAddress.for_home(resolve_paths().home)
+        return WorkerClient(address) if address.key() is not None else None
 
     @property
     def profile_name(self) -> str:

@@ -14,13 +14,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import resolve_paths
 from .errors import ConfigError, ModelNotAvailableError
 from .models import MODEL_CACHE
 from .profiles import ModelProfile, get_profile
 from .sources import load_with, resolve
+
+if TYPE_CHECKING:
+    from .model_worker import WorkerClient
 
 ROLES = ("speech", "captioner", "text_encoder", "transcript_encoder", "frame_encoder", "translator")
 _OVERRIDE_FIELDS = {
@@ -57,8 +60,12 @@ class RuntimeConfig:
 
 
 class ModelRuntime:
-    def __init__(self, config: RuntimeConfig | None = None):
+    """``worker``: a model worker's client (:mod:`tving_resources.model_worker`); while it
+    answers, the models are the worker's, loaded once for every run."""
+
+    def __init__(self, config: RuntimeConfig | None = None, worker: WorkerClient | None = None):
         self.config = config or RuntimeConfig()
+        self.worker = worker
         overrides = dict(self.config.model_overrides)
         if os.environ.get("TVING_CAPTION_ADAPTER") and "caption_adapter" not in overrides:
             overrides["caption_adapter"] = os.environ["TVING_CAPTION_ADAPTER"]
@@ -140,8 +147,17 @@ class ModelRuntime:
             role_lock = self._role_locks.setdefault(role, threading.RLock())
         with role_lock:
             if role not in self._handles:
-                self._handles[role] = build()
+                self._handles[role] = self._from_worker(role, build) if self.worker is not None else build()
             return self._handles[role]
+
+    def _from_worker(self, role: str, build):
+        """The worker's model of ``role`` while a worker answers, else ``build()`` here."""
+        from .model_worker import RemoteModel, WorkerUnavailableError, effective_config
+
+        try:
+            return RemoteModel(self.worker, effective_config(self), role, fallback=build)
+        except WorkerUnavailableError:
+            return build()
 
     def speech(self):
         return self._memo("speech", self._build_speech)
