@@ -31,6 +31,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,7 +210,7 @@ class WorkerClient:
                 conn = self._connect()
                 conn.send((op, config, role, name, args, kwargs or {}))
                 status, value = conn.recv()
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, AuthenticationError) as exc:
                 self._close()
                 self.gone = op != "ping"  # gone mid-call: this process stops asking
                 raise WorkerUnavailableError(f"no model worker answers ({exc})") from exc
