@@ -50,7 +50,7 @@ from tving_resources.errors import (
     VideoOverLimitError,
 )
 from tving_resources.ids import VIDEO_EXTENSIONS, VIDEO_ID_PATTERN, is_video_id
-from tving_resources.runtime import ModelRuntime
+from tving_resources.models.runtime import ModelRuntime
 
 from .dagster_status import DagsterStatusClient
 from .describe import MAX_SPAN_SECONDS, DescribeError, VideoDescriber
@@ -399,7 +399,7 @@ def create_app(
         )
 
     def indexed_file(video_id: str) -> IndexedFile:
-        from tving_resources.catalog import VideoCatalog
+        from tving_resources.catalog.video_catalog import VideoCatalog
 
         entry = VideoCatalog(paths.catalog_url).find(video_id) if paths.catalog_exists() else None
         if entry is None or not entry.indexed_version or not entry.fingerprint:
@@ -452,8 +452,8 @@ def create_app(
         return "+".join(Path(part).name if part.startswith("/") else part for part in model.split("+"))
 
     def scene_tables() -> list[dict[str, Any]]:
-        from tving_resources.store import inspect_tables
-        from tving_resources.tables import TableRegistry
+        from tving_resources.store.scene_store import inspect_tables
+        from tving_resources.store.tables import TableRegistry
 
         try:
             roles = TableRegistry(state.search.uri).roles()
@@ -672,7 +672,7 @@ async def _read_image(file: UploadFile, slots: threading.BoundedSemaphore):
 
 
 def failed_videos(paths: Paths) -> list:
-    from tving_resources.catalog import VideoCatalog
+    from tving_resources.catalog.video_catalog import VideoCatalog
 
     return VideoCatalog(paths.catalog_url).failures() if paths.catalog_exists() else []
 
@@ -715,7 +715,7 @@ async def _save_upload(file: UploadFile, folder: Path, max_bytes: int, slots: th
     """Save an upload under its sanitised name (checked before anything else), then check its
     size while it is written and that it is a video within the configured limits (frame size
     and length, read from its headers before a frame is decoded), a bounded number at once."""
-    from tving_resources.video import probe_video
+    from tving_resources.media.video import probe_video
 
     safe = safe_file_name(file.filename or "")
     suffix = Path(safe).suffix.lower()

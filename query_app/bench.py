@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tving_resources.runtime import ModelRuntime
+from tving_resources.models.runtime import ModelRuntime
 
 
 def _peak_rss_mb() -> float:
@@ -57,7 +57,7 @@ def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> di
         import scenedetect  # noqa: F401
 
         from tving_assets.instance import get_instance
-        from tving_resources.resources import ModelRuntimeResource
+        from tving_assets.resources import ModelRuntimeResource
 
         resources = build_resources(models=ModelRuntimeResource(ocr=ocr))
         instance = get_instance(resources["settings"].paths.home)
@@ -112,8 +112,8 @@ def run_sensor_benchmark(files: int = 5000, ticks: int = 5, max_runs_per_tick: i
     import dagster as dg
 
     from tving_assets.definitions import build_definitions, build_resources
+    from tving_assets.resources import TvingSettings
     from tving_assets.sensors import videos_folder_sensor
-    from tving_resources.resources import TvingSettings
 
     def evaluate(resources, definitions, instance, cursor):
         started = time.perf_counter()
@@ -249,7 +249,7 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
     """A scene table of ``rows`` random but well-formed rows (unit vectors, short texts)."""
     import pyarrow as pa
 
-    from tving_resources.store import SceneStore, refresh_table_indexes, scene_schema
+    from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, scene_schema
 
     stamp = runtime.stamp()
     store = SceneStore(uri, stamp)
@@ -485,14 +485,14 @@ def run_models_benchmark(
     """
     from PIL import Image
 
-    from tving_resources.captioning import SceneFrames
-    from tving_resources.runtime import RuntimeConfig
-    from tving_resources.video import FrameReader, probe_video
+    from tving_resources.media.video import FrameReader, probe_video
+    from tving_resources.models.runtime import RuntimeConfig
+    from tving_resources.models.wrappers.captioning import SceneFrames
 
     from .samples import sample_videos
 
     if tiny and profile == "full" and models_dir is None:
-        from tving_resources.tiny_models import build_full_profile
+        from tving_dev.tiny_models import build_full_profile
 
         models_dir = tempfile.mkdtemp(prefix="tving-tiny-models-")
         build_full_profile(models_dir)

@@ -50,7 +50,7 @@ def build_table(uri: str, rows: int, runtime, folder: Path, anchors: int = 20_00
     """The synthetic table (reused when it holds ``rows`` rows already)."""
     import pyarrow as pa
 
-    from tving_resources.store import SceneStore, refresh_table_indexes, scene_schema
+    from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, scene_schema
 
     stamp = runtime.stamp()
     store = SceneStore(uri, stamp)
@@ -181,8 +181,8 @@ def run_ann_benchmark(
     refines: tuple[int, ...] = (1, 10),
     min_recall: float = 0.95,
 ) -> dict:
-    from tving_resources.runtime import ModelRuntime
-    from tving_resources.store import TEXT_COLUMNS, SceneStore
+    from tving_resources.models.runtime import ModelRuntime
+    from tving_resources.store.scene_store import TEXT_COLUMNS, SceneStore
 
     runtime = ModelRuntime()
     folder = Path(db_dir or f"/tmp/tving-bench-ann-{rows}")
@@ -247,8 +247,8 @@ def run_ann_benchmark(
 
 def _search_process(uri: str, queries: int) -> dict:
     """Run in a fresh process: the real search's latency and this process's peak memory."""
-    from tving_resources.runtime import ModelRuntime
-    from tving_resources.store import AnnSettings
+    from tving_resources.models.runtime import ModelRuntime
+    from tving_resources.store.scene_store import AnnSettings
 
     from .search import SceneSearch
 

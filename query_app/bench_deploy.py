@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 
 OLD_NS = 1_000_000_000_000_000_000  # an mtime long ago: settled for the sensor
 _VARIANTS = ("", "hflip,", "vflip,", "hflip,vflip,", "crop=iw*0.8:ih*0.8,", "negate,")
@@ -45,7 +45,7 @@ def make_library(folder: Path, clips: int = 24, seconds: float = 6.0) -> list[Pa
 
 
 def _video_seconds(files: list[Path]) -> float:
-    from tving_resources.video import probe_video
+    from tving_resources.media.video import probe_video
 
     return sum(probe_video(f, "bench-0000000000", fingerprint=False).duration for f in files)
 
@@ -67,7 +67,7 @@ def _drop_and_wait(files: list[Path], videos_dir: Path, catalog: Callable[[], Vi
 
 
 def run_library_benchmark(clips: int = 24, sensor_interval: int = 5, cluster: bool = True, local: bool = True) -> dict:
-    from tving_resources.local_cluster import BIN, ONE_WORKER, TWO_HOSTS, LocalCluster, spawn, stop_group
+    from tving_dev.local_cluster import BIN, ONE_WORKER, TWO_HOSTS, LocalCluster, spawn, stop_group
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("DAGSTER_HOME", None)
@@ -154,7 +154,7 @@ def run_library_benchmark(clips: int = 24, sensor_interval: int = 5, cluster: bo
 
 def _prepare_models_folder(models: str) -> float:
     """Make what the lite models build once per models folder; seconds it took (0 when done)."""
-    from tving_resources.runtime import ModelRuntime, RuntimeConfig
+    from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 
     started = time.perf_counter()
     ModelRuntime(RuntimeConfig(models_dir=models)).warm_up(("speech", "captioner", "frame_encoder"))
@@ -166,7 +166,7 @@ def _model_loads(instance, home: Path, videos: int) -> dict:
     made (none while the worker answers), read from the runs' materializations."""
     import dagster as dg
 
-    from tving_resources.model_worker import WorkerAddress, WorkerClient
+    from tving_resources.models.worker import WorkerAddress, WorkerClient
 
     loads = {key.split(":")[0]: n for key, n in WorkerClient(WorkerAddress.for_home(home)).load_counts().items()}
     in_runs = 0

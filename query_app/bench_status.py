@@ -11,14 +11,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tving_resources.runtime import ModelRuntime
+from tving_resources.models.runtime import ModelRuntime
 
 SCENES_PER_VIDEO = 20  # as build_synthetic_table writes them
 FAILED_EVERY = 100  # one video in a hundred failed, with its message (status lists failures)
 
 
 def run_status_benchmark(videos: int = 50_000, runs: int = 5, db_dir: str | None = None) -> dict:
-    from tving_resources.catalog import VideoCatalog
+    from tving_resources.catalog.video_catalog import VideoCatalog
 
     from .bench import build_synthetic_table
 

@@ -168,7 +168,7 @@ def run_index(paths, progress: bool = True, refresh: bool = True):
     from tving_assets.definitions import build_resources
     from tving_assets.indexing import index_videos
     from tving_resources.config import resolve_paths
-    from tving_resources.disk import disk_full_error
+    from tving_resources.index.disk import disk_full_error
 
     try:
         return index_videos(paths, build_resources(), on_stage=_stage_bars(progress), refresh_search_index=refresh)
@@ -413,8 +413,8 @@ def export_command(video: str, fmt: str, output: str | None) -> None:
     """Export an indexed VIDEO (id or path): its transcript as subtitles (srt, vtt), or its scene
     list with captions for editing tools (csv, json, edl)."""
     from tving_resources.config import resolve_paths
-    from tving_resources.export import export, load_indexed_video
-    from tving_resources.profiles import get_profile
+    from tving_resources.media.export import export, load_indexed_video
+    from tving_resources.models.profiles import get_profile
 
     try:
         text = export(load_indexed_video(resolve_paths(), get_profile().name, video), fmt)
@@ -494,8 +494,8 @@ def worker() -> None:
     import threading
 
     from tving_resources.config import resolve_paths
-    from tving_resources.model_worker import ModelWorker, WorkerAddress
-    from tving_resources.runtime import ModelRuntime
+    from tving_resources.models.runtime import ModelRuntime
+    from tving_resources.models.worker import ModelWorker, WorkerAddress
 
     paths = resolve_paths().ensure()
     model_worker = ModelWorker(WorkerAddress.for_home(paths.home))
@@ -524,7 +524,7 @@ def cluster() -> None:
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster webserver port.")
 def cluster_start(folder: str, port: int) -> None:
     """Start everything; prints the environment to use it (also in <dir>/cluster.env)."""
-    from tving_resources.local_cluster import LocalCluster
+    from tving_dev.local_cluster import LocalCluster
 
     try:
         env = LocalCluster(Path(folder).resolve()).start(webserver_port=port)
@@ -539,7 +539,7 @@ def cluster_start(folder: str, port: int) -> None:
 @click.option("--purge", is_flag=True, help="Also delete the databases' files.")
 def cluster_stop(folder: str, purge: bool) -> None:
     """Stop every process `tving cluster start` started there."""
-    from tving_resources.local_cluster import LocalCluster
+    from tving_dev.local_cluster import LocalCluster
 
     stopped = LocalCluster(Path(folder).resolve()).stop(purge=purge)
     click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -548,7 +548,7 @@ def cluster_stop(folder: str, purge: bool) -> None:
 @cluster.command("status")
 @click.option("--dir", "folder", default=".tving-cluster", show_default=True, type=click.Path(file_okay=False))
 def cluster_status(folder: str) -> None:
-    from tving_resources.local_cluster import LocalCluster
+    from tving_dev.local_cluster import LocalCluster
 
     status = LocalCluster(Path(folder).resolve()).status()
     for name, alive in status.items():
@@ -562,9 +562,9 @@ def cluster_status(folder: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(as_json: bool) -> None:
     """Indexed videos, scenes, table size and models, per profile table."""
-    from tving_resources.catalog import VideoCatalog
+    from tving_resources.catalog.video_catalog import VideoCatalog
     from tving_resources.config import resolve_paths
-    from tving_resources.store import inspect_tables
+    from tving_resources.store.scene_store import inspect_tables
 
     paths = resolve_paths()
     try:
@@ -633,9 +633,9 @@ def tables(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from tving_resources.config import resolve_paths
-    from tving_resources.profiles import PROFILES
-    from tving_resources.store import inspect_tables
-    from tving_resources.tables import TableRegistry
+    from tving_resources.models.profiles import PROFILES
+    from tving_resources.store.scene_store import inspect_tables
+    from tving_resources.store.tables import TableRegistry
 
     uri = resolve_paths().lancedb_uri
     try:
@@ -685,7 +685,7 @@ def tables(ctx: click.Context, as_json: bool) -> None:
 def drop_table(name: str) -> None:
     """Remove a retired table (refused for the live table and the one being built)."""
     from tving_resources.config import resolve_paths
-    from tving_resources.tables import TableRegistry
+    from tving_resources.store.tables import TableRegistry
 
     try:
         TableRegistry(resolve_paths().lancedb_uri).drop(name)
@@ -757,8 +757,8 @@ def models() -> None:
 
 def _model_plan(profile: str | None, models_dir: str | None):
     from tving_resources.config import resolve_paths
-    from tving_resources.profiles import get_profile
-    from tving_resources.pull import plan
+    from tving_resources.models.profiles import get_profile
+    from tving_resources.models.pull import plan
 
     folder = Path(models_dir or resolve_paths().models_dir).expanduser().resolve()
     return folder, plan(get_profile(profile), folder)
@@ -796,7 +796,7 @@ def models_list(profile_name: str | None, models_dir: str | None, as_json: bool)
 @click.option("--models-dir", type=click.Path(file_okay=False), help="Default: TVING_MODELS_DIR.")
 def models_pull(profile_name: str, models_dir: str | None) -> None:
     """Download a profile's weights into the models folder (needs the Hugging Face hub)."""
-    from tving_resources.pull import pull
+    from tving_resources.models.pull import pull
 
     folder, planned = _model_plan(profile_name, models_dir)
     click.echo(f"pulling the {profile_name} profile into {folder}")

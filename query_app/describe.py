@@ -13,13 +13,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from tving_resources.captioning import SceneFrames
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.errors import TvingError, VideoNotRegisteredError
 from tving_resources.ids import is_video_id
-from tving_resources.runtime import ModelRuntime
-from tving_resources.video import FrameReader, VideoInfo, keyframe_times, probe_video
+from tving_resources.media.video import FrameReader, VideoInfo, keyframe_times, probe_video
+from tving_resources.models.runtime import ModelRuntime
+from tving_resources.models.wrappers.captioning import SceneFrames
 
 MAX_SPAN_SECONDS = 600.0
 LANGUAGES = ("en", "ko")

@@ -191,7 +191,7 @@ def choose_min_score(
 def korean_full_text(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict[str, dict]:
     """Korean queries, full-text alone, through each index: word tokens (what English needs) and
     character n-grams (what Korean particles and compounds need)."""
-    from tving_resources.store import FTS_COLUMN, NGRAM_FTS_COLUMN
+    from tving_resources.store.scene_store import FTS_COLUMN, NGRAM_FTS_COLUMN
 
     korean = [q for q in queries if q.language == "ko"]
     out = {}
@@ -292,8 +292,8 @@ def evaluate_built_set(folder: Path, tune: bool = True) -> Evaluation:
     current profile into ``folder/home`` (unchanged videos are not recomputed), and evaluate."""
     from tving_assets.definitions import build_resources  # the indexing goes through Dagster
     from tving_assets.indexing import index_videos
+    from tving_assets.resources import TvingSettings
     from tving_resources.config import resolve_paths
-    from tving_resources.resources import TvingSettings
 
     from .eval_set import build
 

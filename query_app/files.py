@@ -23,7 +23,7 @@ from pathlib import Path
 
 from starlette.responses import FileResponse
 
-from tving_resources.video import fingerprint_stream
+from tving_resources.media.video import fingerprint_stream
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ import pyarrow as pa
 import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
-from tving_resources.runtime import ModelRuntime
-from tving_resources.store import AnnSettings, SceneFilter, SceneStore, table_stamp
-from tving_resources.tables import TableRegistry
+from tving_resources.models.runtime import ModelRuntime
+from tving_resources.store.scene_store import AnnSettings, SceneFilter, SceneStore, table_stamp
+from tving_resources.store.tables import TableRegistry
 
 # What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [

@@ -37,7 +37,7 @@ def _restore_tving_environment():
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """A models folder holding every full-profile model, tiny and random (built once a session)."""
-    from tving_resources.tiny_models import build_full_profile
+    from tving_dev.tiny_models import build_full_profile
 
     folder = tmp_path_factory.mktemp("tiny-models")
     build_full_profile(folder)
@@ -77,7 +77,7 @@ def broken_files(media_dir, speech_clip) -> dict[str, Path]:
 
 def make_resources(home: Path, **settings):
     from tving_assets.definitions import build_resources
-    from tving_resources.resources import TvingSettings
+    from tving_assets.resources import TvingSettings
 
     return build_resources(settings=TvingSettings(home=str(home), **settings))
 
@@ -87,7 +87,7 @@ def indexed_library(tmp_path_factory, media_dir, cuts_clip, speech_clip, sample_
     """A real index, built once per session with the lite models, of generated clips, a sample
     video, a file whose name has spaces and Hangul, and broken files, all in one call."""
     from tving_assets.indexing import index_videos
-    from tving_resources.models import MODEL_CACHE
+    from tving_resources.models.cache import MODEL_CACHE
 
     home = tmp_path_factory.mktemp("library-home")
     hangul = media.copy_as(cuts_clip[0], media_dir / "named" / "장면 테스트 clip.mp4")

@@ -204,7 +204,7 @@ def test_indexing_status_comes_from_the_dagster_webserver(tmp_path, cuts_clip, m
     from query_app.dagster_status import DagsterStatusClient
     from tving_assets.definitions import defs
     from tving_assets.indexing import register_videos
-    from tving_resources.catalog import VideoCatalog
+    from tving_resources.catalog.video_catalog import VideoCatalog
 
     home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
     dagster_home.mkdir()

@@ -17,8 +17,8 @@ import psutil
 import pytest
 from media import SPOKEN_SCENES
 
+from tving_dev.local_cluster import BIN, accepts, free_port, spawn, stop_group, wait_for
 from tving_resources.config import resolve_paths
-from tving_resources.local_cluster import BIN, accepts, free_port, spawn, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-token-0123456789abcdef"

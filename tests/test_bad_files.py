@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from conftest import make_resources
 from fuzz_media import make_fuzz_corpus
 
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
-from tving_resources.lifecycle import display_name
-from tving_resources.store import connect, table_name_for
+from tving_resources.index.lifecycle import display_name
+from tving_resources.store.scene_store import connect, table_name_for
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import make_resources
 
-from tving_resources.catalog import VideoCatalog
+from tving_dev.local_cluster import LocalCluster, postgres_bin, running_cluster, wait_for
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.errors import ConfigError
-from tving_resources.local_cluster import LocalCluster, postgres_bin, running_cluster, wait_for
-from tving_resources.store import connect, table_name_for
+from tving_resources.store.scene_store import connect, table_name_for
 
 pytestmark = pytest.mark.slow
 OLD = 1_000_000_000

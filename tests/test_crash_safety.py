@@ -18,8 +18,8 @@ from conftest import make_resources
 
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
-from tving_resources.locks import video_lock
-from tving_resources.store import connect, table_name_for
+from tving_resources.index.locks import video_lock
+from tving_resources.store.scene_store import connect, table_name_for
 
 pytestmark = pytest.mark.slow
 
@@ -132,8 +132,8 @@ def test_sigkill_at_every_stage_boundary_and_mid_commit(versions):
     assert all(instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS) for r in killed[:-1])
 
     # what the killed runs left behind (staging folders, unreferenced versions) is collected
-    from tving_resources.catalog import VideoCatalog
-    from tving_resources.lifecycle import collect_garbage
+    from tving_resources.catalog.video_catalog import VideoCatalog
+    from tving_resources.index.lifecycle import collect_garbage
 
     paths = resolve_paths(home=home)
     stores = make_resources(home)["settings"].all_artifacts()
@@ -180,7 +180,7 @@ def test_unchanged_video_is_not_recomputed(tmp_path, cuts_clip):
 
 def test_a_killed_process_leaves_no_lock(tmp_path):
     code = (
-        "import sys, time; from pathlib import Path; from tving_resources.locks import video_lock\n"
+        "import sys, time; from pathlib import Path; from tving_resources.index.locks import video_lock\n"
         f"with video_lock(Path({str(tmp_path)!r}), 'clip-0123456789'):\n"
         "    print('held', flush=True); time.sleep(60)\n"
     )

@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from media import photo_png, still_segment
 
-from tving_resources.catalog import VideoCatalog
+from tving_dev.local_cluster import BIN, spawn, stop_group, wait_for
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
-from tving_resources.local_cluster import BIN, spawn, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 OLD = 1_000_000_000
@@ -94,7 +94,7 @@ def test_the_daemon_runs_one_queued_run_per_video_with_warm_models(tmp_path, spe
         os.utime(target, ns=(OLD, OLD))
         wait_for(lambda: sum(r.tags.get("tving/video") == "long.mp4" for r in runs()) == 2, 60, "a second request")
         wait_for(lambda: settled(len(files) + 1), 300, "both runs of the long video")
-        from tving_resources.model_worker import WorkerAddress, WorkerClient
+        from tving_resources.models.worker import WorkerAddress, WorkerClient
 
         worker_loads = WorkerClient(WorkerAddress.for_home(home)).load_counts()
     except TimeoutError:
@@ -139,7 +139,7 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
 
     from query_app.cli import main
     from query_app.dagster_status import DagsterStatusClient
-    from tving_resources.local_cluster import accepts, free_port
+    from tving_dev.local_cluster import accepts, free_port
 
     home = tmp_path / "home"
     out = CliRunner().invoke(main, ["--home", str(home), "index", str(broken_files["empty"]), "--json"])

@@ -15,7 +15,7 @@ from conftest import make_resources
 from tving_assets.checks import CHECK_SPECS
 from tving_assets.definitions import defs
 from tving_assets.sensors import videos_folder_sensor
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 
 
@@ -118,7 +118,7 @@ def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
     """A scene list with a gap must never reach the keyframes stage (mocked detector)."""
     from tving_assets import assets as assets_module
     from tving_assets.indexing import index_videos
-    from tving_resources.scenes import Scene, SceneDetection
+    from tving_resources.media.scenes import Scene, SceneDetection
 
     def broken_segmentation(info, settings):
         return SceneDetection((Scene(0, 0.0, 2.0), Scene(1, 3.0, info.duration)), info.duration, 27.0)

@@ -12,14 +12,14 @@ from conftest import make_resources
 from media import SPOKEN_SCENES
 from PIL import Image
 
-from tving_resources.captioning import SceneFrames
+from tving_assets.resources import ModelRuntimeResource
+from tving_dev.tiny_models import LAYOUT, build_full_profile
 from tving_resources.errors import ModelError, ModelNotAvailableError, StoreError
-from tving_resources.gpu import map_in_batches, torch_dtype
-from tving_resources.models import MODEL_CACHE
-from tving_resources.resources import ModelRuntimeResource
-from tving_resources.runtime import ModelRuntime, RuntimeConfig
-from tving_resources.tiny_models import LAYOUT, build_full_profile
-from tving_resources.vlm import INSTRUCTION, SPEECH_CLOSE, SPEECH_OPEN, prompt_text
+from tving_resources.models.cache import MODEL_CACHE
+from tving_resources.models.gpu import map_in_batches, torch_dtype
+from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+from tving_resources.models.wrappers.captioning import SceneFrames
+from tving_resources.models.wrappers.vlm import INSTRUCTION, SPEECH_CLOSE, SPEECH_OPEN, prompt_text
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def full_runtime(tiny_models):
 
 @pytest.fixture(scope="module")
 def frames(sample_videos):
-    from tving_resources.video import FrameReader, probe_video
+    from tving_resources.media.video import FrameReader, probe_video
 
     info = probe_video(sample_videos["bikes.mp4"], "bikes-0000000000")
     reader = FrameReader(info.path, (info.width, info.height), max_side=256)
@@ -260,7 +260,7 @@ def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech
     from query_app.cli import main
     from tving_assets.indexing import index_videos
     from tving_resources.config import resolve_paths
-    from tving_resources.store import inspect_tables
+    from tving_resources.store.scene_store import inspect_tables
 
     home = tmp_path / "home"
     resources = make_resources(home)
@@ -288,7 +288,7 @@ def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech
 
 
 def test_lite_query_on_a_full_table_fails_clearly(tmp_path):
-    from tving_resources.store import ModelStamp, SceneStore
+    from tving_resources.store.scene_store import ModelStamp, SceneStore
 
     uri = str(tmp_path / "db")
     full = ModelStamp("full", "WhereIsAI/UAE-Large-V1", 1024, "ViT-L-14/openai", 768, "qwen", "whisper")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import make_resources
 
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_a_fifo_in_the_watched_folder_fails_at_once(tmp_path):
     FIFO would wait for a writer for ever)."""
     from tving_assets.indexing import run_index_jobs
     from tving_assets.instance import get_instance
-    from tving_resources.folder_watch import scan_video_folder
+    from tving_resources.catalog.folder_watch import scan_video_folder
 
     home = tmp_path / "home"
     resources = make_resources(home)
@@ -176,7 +176,7 @@ def test_probe_refuses_huge_frames_before_decoding(tmp_path):
     )  # fmt: skip
     code = (
         "import resource, sys\n"
-        "from tving_resources.video import probe_video\n"
+        "from tving_resources.media.video import probe_video\n"
         "from tving_resources.errors import VideoOverLimitError\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"

@@ -1,8 +1,8 @@
 import os
 import time
 
-from tving_resources.catalog import FileState, VideoCatalog
-from tving_resources.folder_watch import WatchSettings, plan_tick, scan_video_folder
+from tving_resources.catalog.folder_watch import WatchSettings, plan_tick, scan_video_folder
+from tving_resources.catalog.video_catalog import FileState, VideoCatalog
 from tving_resources.ids import is_video_id, video_id_for
 
 

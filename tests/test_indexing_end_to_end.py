@@ -11,8 +11,8 @@ from media import SPOKEN_SCENES
 
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
-from tving_resources.scenes import SceneDetection
-from tving_resources.store import inspect_tables
+from tving_resources.media.scenes import SceneDetection
+from tving_resources.store.scene_store import inspect_tables
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_index_holds_exactly_the_good_videos_scenes(indexed_library, library_sea
 
 def test_cuts_found_within_a_quarter_second(indexed_library, cuts_clip):
     result = indexed_library["results"]["cuts.mp4"]
-    from tving_resources.artifacts import ArtifactStore
+    from tving_resources.index.artifacts import ArtifactStore
 
     store = ArtifactStore(resolve_paths(home=indexed_library["home"]).artifacts_dir, "lite")
     detection = store.video(result.video_id).load("scenes", SceneDetection)

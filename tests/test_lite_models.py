@@ -6,9 +6,9 @@ from jiwer import wer
 from media import SPOKEN_SCENES
 from PIL import Image
 
-from tving_resources.captioning import SceneFrames, labels_sentence
-from tving_resources.runtime import ModelRuntime, RuntimeConfig
-from tving_resources.speech import Transcript, TranscriptSegment
+from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+from tving_resources.models.wrappers.captioning import SceneFrames, labels_sentence
+from tving_resources.models.wrappers.speech import Transcript, TranscriptSegment
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_lite_frame_vectors_mix_class_vectors_embedded_once_per_models_folder(tm
     what is in real photos, and the 1,000 class vectors are embedded once, then read back."""
     from skimage import data
 
-    from tving_resources import embedding
+    from tving_resources.models.wrappers import embedding
 
     monkeypatch.setattr(embedding, "_CLASS_VECTORS", {})
     encoded = []
@@ -150,7 +150,7 @@ def test_captions_stored_without_classes_get_frame_vectors_from_their_descriptio
 
     from skimage import data
 
-    from tving_resources.pipeline import Keyframe, KeyframeSet, SceneCaption, SceneCaptions, embed_scenes
+    from tving_resources.index.pipeline import Keyframe, KeyframeSet, SceneCaption, SceneCaptions, embed_scenes
 
     cat, coffee = Image.fromarray(data.chelsea()), Image.fromarray(data.coffee())
     (result,) = runtime.captioner().caption([SceneFrames(0, (cat, coffee))])
@@ -176,9 +176,9 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     from efficientnet_lite_pytorch import EfficientNet
     from skimage import data
 
-    from tving_resources.captioning import IMAGENET_MEAN, IMAGENET_STD, imagenet_crops
-    from tving_resources.onnx_classifier import efficientnet_lite0
-    from tving_resources.video import import_decord
+    from tving_resources.media.video import import_decord
+    from tving_resources.models.wrappers.captioning import IMAGENET_MEAN, IMAGENET_STD, imagenet_crops
+    from tving_resources.models.wrappers.onnx_classifier import efficientnet_lite0
 
     decord = import_decord()  # after tesserocr, or a later OCR in this process aborts (see there)
     images = [Image.fromarray(getattr(data, name)()) for name in ("chelsea", "coffee", "astronaut", "rocket")]
@@ -198,7 +198,8 @@ def test_lite_classifier_in_onnxruntime_gives_pytorch_float32_probabilities(runt
     efficientnet_lite0(tmp_path, threads=1)
     assert len(list(tmp_path.glob("efficientnet-lite0-*.onnx"))) == 1
     probe = (
-        "import sys; from pathlib import Path; from tving_resources.onnx_classifier import efficientnet_lite0;"
+        "import sys; from pathlib import Path;"
+        "from tving_resources.models.wrappers.onnx_classifier import efficientnet_lite0;"
         "m = efficientnet_lite0(Path(sys.argv[1]), 1); import numpy as np; m(np.zeros((1, 224, 224, 3), np.uint8));"
         "print('torch' in sys.modules)"
     )
@@ -228,7 +229,7 @@ def test_text_vectors_are_unit_norm_and_cross_lingual(runtime):
 
 
 def test_models_load_once_per_process(runtime):
-    from tving_resources.models import MODEL_CACHE
+    from tving_resources.models.cache import MODEL_CACHE
 
     runtime.text_encoder(), runtime.captioner(), runtime.speech()
     before = MODEL_CACHE.load_counts()

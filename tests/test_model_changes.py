@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import make_resources
 
-from tving_resources.resources import ModelRuntimeResource
-from tving_resources.tiny_models import build_whisper_ct2
+from tving_assets.resources import ModelRuntimeResource
+from tving_dev.tiny_models import build_whisper_ct2
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def _resources(library, tiny_models, **overrides):
 
 def _rows(home, column: str) -> dict[str, set[str]]:
     from tving_resources.config import resolve_paths
-    from tving_resources.store import connect
+    from tving_resources.store.scene_store import connect
 
     table = connect(resolve_paths(home=home).lancedb_uri).open_table("scenes_full")
     data = table.search().select(["video_id", column]).limit(None).to_arrow().to_pylist()
@@ -138,7 +138,7 @@ def test_new_speech_model_reruns_only_transcript_stages(library, tiny_models, tm
 def frames_dataset(tmp_path, sample_videos):
     from PIL import Image
 
-    from tving_resources.video import FrameReader, probe_video
+    from tving_resources.media.video import FrameReader, probe_video
 
     info = probe_video(sample_videos["bikes.mp4"], "bikes-0000000000")
     frame = FrameReader(info.path, (info.width, info.height), max_side=128).frames_at([1.0])[0]
@@ -159,9 +159,9 @@ def test_new_text_encoder_builds_beside_the_live_table_then_switches(library, ti
     from query_app.cli import main as cli
     from query_app.search import SceneSearch
     from tving_assets.indexing import index_stale, plan_stale
+    from tving_dev.tiny_models import build_bert
     from tving_resources.config import resolve_paths
-    from tving_resources.runtime import ModelRuntime, RuntimeConfig
-    from tving_resources.tiny_models import build_bert
+    from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 
     home = library["home"]
     uri = resolve_paths(home=home).lancedb_uri
@@ -245,8 +245,8 @@ def test_full_profile_finds_korean_speech_with_a_korean_query(tmp_path, tiny_mod
     from query_app.search import SceneSearch
     from tving_assets.indexing import index_videos
     from tving_resources.config import resolve_paths
-    from tving_resources.runtime import ModelRuntime, RuntimeConfig
-    from tving_resources.store import inspect_tables
+    from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+    from tving_resources.store.scene_store import inspect_tables
 
     folder = tmp_path / "videos"
     folder.mkdir()

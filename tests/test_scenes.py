@@ -1,9 +1,9 @@
 import pytest
 
-from tving_resources import scenes as scenes_module
-from tving_resources.pipeline import check_scene_coverage
-from tving_resources.scenes import SceneDetection, SceneSettings, detect_scenes, plan_scenes
-from tving_resources.video import probe_video
+from tving_resources.index.pipeline import check_scene_coverage
+from tving_resources.media import scenes as scenes_module
+from tving_resources.media.scenes import SceneDetection, SceneSettings, detect_scenes, plan_scenes
+from tving_resources.media.video import probe_video
 
 
 def spans(scene_list):
@@ -30,7 +30,7 @@ def test_plan_splits_long_scenes_evenly_and_excludes_end_card():
 
 
 def test_coverage_check_finds_gaps_and_overlaps():
-    from tving_resources.scenes import Scene
+    from tving_resources.media.scenes import Scene
 
     gap = SceneDetection((Scene(0, 0, 1), Scene(1, 1.5, 3)), 3.0, 27.0)
     overlap = SceneDetection((Scene(0, 0, 2), Scene(1, 1.5, 3)), 3.0, 27.0)
@@ -73,7 +73,7 @@ def test_retry_rule(monkeypatch, first_cuts, retry_cuts, expected_factor, used):
 
 def test_one_pass_finds_what_separate_passes_find(sample_videos):
     """Several thresholds from one decoding: the same cuts as one decoding per threshold."""
-    from tving_resources.scenes import detect_cuts, detect_cuts_at
+    from tving_resources.media.scenes import detect_cuts, detect_cuts_at
 
     video = sample_videos["bikes.mp4"]
     together = detect_cuts_at(video, (27.0, 16.2, 40.5), 0.5)

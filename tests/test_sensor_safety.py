@@ -18,9 +18,9 @@ from test_store import STAMP, rows
 
 from tving_assets.definitions import build_definitions
 from tving_assets.sensors import videos_folder_sensor
-from tving_resources.catalog import VideoCatalog
+from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
-from tving_resources.store import SceneStore
+from tving_resources.store.scene_store import SceneStore
 
 OLD = 1_000_000_000  # an mtime long ago: settled
 
@@ -216,7 +216,7 @@ def test_unreadable_subfolder_deletes_nothing_under_it(tmp_path):
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_sensor_safety import Library
-        from tving_resources.catalog import VideoCatalog
+        from tving_resources.catalog.video_catalog import VideoCatalog
         lib = Library(Path({str(tmp_path / "home")!r}))
         for name in ("a.mp4", "locked/b.mp4", "locked/deeper/c.mp4"):
             lib.add(name)

@@ -23,8 +23,8 @@ import psutil
 import pytest
 from test_api_security import TOKEN, Raw, multipart
 
+from tving_dev.local_cluster import BIN, accepts, free_port, spawn, stop_group, wait_for
 from tving_resources.config import resolve_paths
-from tving_resources.local_cluster import BIN, accepts, free_port, spawn, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 HEADER_TIMEOUT = 2.0

@@ -8,7 +8,7 @@ import pyarrow.compute
 import pytest
 
 from tving_resources.errors import ProfileMismatchError, StoreError
-from tving_resources.store import (
+from tving_resources.store.scene_store import (
     ModelStamp,
     SceneFilter,
     SceneStore,
@@ -186,7 +186,7 @@ def test_refresh_rebuilds_an_ann_index_of_another_type_once(tmp_path):
 def test_ann_probes_a_fifth_of_the_partitions():
     """200 of 1,000 partitions at 1M rows was measured best (tving bench ann); smaller tables
     probe the same share, not the same count."""
-    from tving_resources.store import AnnSettings, ann_partitions
+    from tving_resources.store.scene_store import AnnSettings, ann_partitions
 
     assert ann_partitions(1_000_000) == 1000 and ann_partitions(100_000) == 316 and ann_partitions(100) == 16
     assert AnnSettings().probes_for(1000) == 200
@@ -199,7 +199,7 @@ def test_ann_probes_a_fifth_of_the_partitions():
 def test_bench_status_times_the_status_command_over_a_catalogued_library(tmp_path):
     """`tving bench status` builds its library (catalog and scene table) and runs `tving status`."""
     from query_app.bench_status import run_status_benchmark
-    from tving_resources.catalog import VideoCatalog
+    from tving_resources.catalog.video_catalog import VideoCatalog
 
     report = run_status_benchmark(videos=100, runs=1, db_dir=str(tmp_path))
     assert (report["videos"], report["rows"], report["failed_videos"]) == (100, 2000, 1)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tving_resources.errors import NoVideoStreamError, UnreadableVideoError
-from tving_resources.video import FrameReader, keyframe_times, probe_video, scaled_size
+from tving_resources.media.video import FrameReader, keyframe_times, probe_video, scaled_size
 
 
 @pytest.fixture(scope="module")

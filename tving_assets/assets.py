@@ -1,5 +1,5 @@
 """The indexing assets: one dynamic partition per video file, each stage a thin call into
-``tving_resources.pipeline`` whose result is kept, versioned, in the video's artifact folder.
+``tving_resources.index.pipeline`` whose result is kept, versioned, in the video's artifact folder.
 
 A stage whose inputs, settings and models are unchanged reuses its stored result (``skipped``
 in the metadata). Rows are built and checked (``scene_rows`` and its blocking check) before
@@ -13,9 +13,10 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.errors import ConfigError, MissingArtifactError
-from tving_resources.lifecycle import commit_video
-from tving_resources.pipeline import (
+from tving_resources.index.lifecycle import commit_video
+from tving_resources.index.pipeline import (
     KeyframeSet,
     SceneCaptions,
     SceneTexts,
@@ -31,13 +32,12 @@ from tving_resources.pipeline import (
     read_scene_texts,
     segment_video,
 )
-from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
-from tving_resources.scenes import SceneDetection
-from tving_resources.speech import Transcript
-from tving_resources.subtitles import MODES as SUBTITLE_MODES
-from tving_resources.subtitles import sidecar_signature, transcribe_with_subtitles
-from tving_resources.tables import TableRegistry
-from tving_resources.video import VideoInfo, ensure_unchanged, fingerprint_file, probe_video, regular_file_stat
+from tving_resources.media.scenes import SceneDetection
+from tving_resources.media.subtitles import MODES as SUBTITLE_MODES
+from tving_resources.media.subtitles import sidecar_signature, transcribe_with_subtitles
+from tving_resources.media.video import VideoInfo, ensure_unchanged, fingerprint_file, probe_video, regular_file_stat
+from tving_resources.models.wrappers.speech import Transcript
+from tving_resources.store.tables import TableRegistry
 
 from .checks import (
     EVERY_SCENE_HAS_CAPTION,
@@ -430,8 +430,8 @@ def scene_index(
 def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.MaterializeResult:
     """Full-text index (and ANN indexes once a table is large) of every scene table; compaction;
     and the garbage of crashed runs (unreferenced results, staging folders, orphan folders)."""
-    from tving_resources.lifecycle import collect_garbage
-    from tving_resources.store import refresh_all_indexes
+    from tving_resources.index.lifecycle import collect_garbage
+    from tving_resources.store.scene_store import refresh_all_indexes
 
     with user_errors_as_failures():
         uri = lancedb.resolved_uri(settings)

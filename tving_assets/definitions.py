@@ -4,9 +4,9 @@ import warnings
 
 import dagster as dg
 
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
 from tving_resources.config import deployment
-from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
-from tving_resources.staleness import ASSET_OF, code_version
+from tving_resources.index.staleness import ASSET_OF, code_version
 
 from .assets import VIDEO_STAGES, search_index, search_quality
 from .finetune import captioner_lora_adapter

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from tving_resources.catalog import INDEXED, VideoCatalog
-from tving_resources.disk import disk_full_error
+from tving_assets.resources import TvingSettings, stage_params
+from tving_resources.catalog.video_catalog import INDEXED, VideoCatalog
 from tving_resources.errors import VideoError
 from tving_resources.ids import file_path, is_video_file
-from tving_resources.resources import TvingSettings, stage_params
-from tving_resources.staleness import Staleness, stale_stages
-from tving_resources.video import regular_file_stat
+from tving_resources.index.disk import disk_full_error
+from tving_resources.index.staleness import Staleness, stale_stages
+from tving_resources.media.video import regular_file_stat
 
 from .assets import VIDEO_STAGES
 from .definitions import build_definitions
@@ -130,7 +130,7 @@ def index_videos(
 
 def plan_stale(resources: dict[str, dg.ConfigurableResource], video_ids: Sequence[str] = ()) -> list[Staleness]:
     """For each catalogued video (or those named), the stages that a model or settings change
-    since its last indexing makes stale (see ``tving_resources.staleness``)."""
+    since its last indexing makes stale (see ``tving_resources.index.staleness``)."""
     settings: TvingSettings = resources["settings"]
     current = stage_params(settings, resources["models"])
     artifacts = settings.artifacts(resources["models"].profile_name)
@@ -303,8 +303,8 @@ def _failure(run: dg.ExecuteInProcessResult) -> tuple[str | None, str]:
 
 def _fill_counts(result: VideoIndexResult, artifacts) -> None:
     from tving_resources.errors import TvingError
-    from tving_resources.scenes import SceneDetection
-    from tving_resources.video import VideoInfo
+    from tving_resources.media.scenes import SceneDetection
+    from tving_resources.media.video import VideoInfo
 
     video = artifacts.video(result.video_id)
     chain = video.committed()

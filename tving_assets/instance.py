@@ -93,7 +93,7 @@ def ensure_pool_limits(instance: dg.DagsterInstance) -> None:
 
 
 def _cuda_devices() -> int:
-    from tving_resources.profiles import has_cuda_gpu
+    from tving_resources.models.profiles import has_cuda_gpu
 
     if not has_cuda_gpu():
         return 0

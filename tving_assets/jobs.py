@@ -1,8 +1,8 @@
 import dagster as dg
 from pydantic import Field
 
-from tving_resources.lifecycle import remove_video
-from tving_resources.resources import LanceDBResource, TvingSettings
+from tving_assets.resources import LanceDBResource, TvingSettings
+from tving_resources.index.lifecycle import remove_video
 
 from .assets import GROUP, search_index
 from .errors import user_errors_as_failures

@@ -10,7 +10,7 @@ import dagster as dg
 
 from tving_resources.errors import TvingError, VideoNotRegisteredError
 from tving_resources.ids import is_video_id, video_id_for
-from tving_resources.lifecycle import RemovalReport
+from tving_resources.index.lifecycle import RemovalReport
 
 from .definitions import build_definitions, build_resources
 from .indexing import _QUIET

@@ -5,16 +5,16 @@ files) happens in a run, where it is logged, retried and visible in the UI.
 
 The cursor holds the tick number and two counters: a tick's requests are written to the catalog
 stamped with its number, and count as made only once Dagster stored the cursor of that tick
-(see tving_resources.catalog), so a tick that fails is made again by the next one."""
+(see tving_resources.catalog.video_catalog), so a tick that fails is made again by the next one."""
 
 import json
 import os
 
 import dagster as dg
 
-from tving_resources.folder_watch import plan_tick, scan_video_folder
-from tving_resources.lifecycle import display_name
-from tving_resources.resources import TvingSettings
+from tving_assets.resources import TvingSettings
+from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
+from tving_resources.index.lifecycle import display_name
 
 from .instance import ensure_pool_limits
 from .jobs import index_video_job, remove_video_job, remove_video_run_config
@@ -39,7 +39,7 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
 
     # One run per video, queued by Dagster (its concurrency limits allow one run per video at a
     # time) and launched as its own process; the models stay loaded in the model worker (see
-    # tving_resources.model_worker). Run keys are never reused: the file's version and the tick
+    # tving_resources.models.worker). Run keys are never reused: the file's version and the tick
     # make each request unique, and a tick made again after a failure asks for the same runs
     # (Dagster skips the duplicates).
     run_requests = [

@@ -11,14 +11,14 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from tving_resources.artifacts import Produced, VideoArtifacts
-from tving_resources.disk import disk_full_cause, disk_full_error
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
 from tving_resources.errors import TvingError, VideoChangedError
-from tving_resources.lifecycle import record_failure, stage_error
-from tving_resources.models import MODEL_CACHE
-from tving_resources.pipeline import StageTimer
-from tving_resources.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
-from tving_resources.video import VideoInfo, ensure_unchanged
+from tving_resources.index.artifacts import Produced, VideoArtifacts
+from tving_resources.index.disk import disk_full_cause, disk_full_error
+from tving_resources.index.lifecycle import record_failure, stage_error
+from tving_resources.index.pipeline import StageTimer
+from tving_resources.media.video import VideoInfo, ensure_unchanged
+from tving_resources.models.cache import MODEL_CACHE
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class VideoStage:
         return checked
 
     def record_check_failure(self, check: str, description: str | None) -> None:
-        from tving_resources.lifecycle import display_name
+        from tving_resources.index.lifecycle import display_name
 
         catalog = self.settings.catalog()
         entry = catalog.find(self.video_id)

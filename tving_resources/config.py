@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from tving_resources.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .video import MediaLimits
+    from tving_resources.media.video import MediaLimits
 
 SCENE_TABLE = "scenes"
 DEPLOYMENTS = ("local", "cluster")
@@ -60,7 +60,7 @@ class Paths:
 
     @property
     def locks_dir(self) -> Path:
-        """One lock file per video (see tving_resources.locks)."""
+        """One lock file per video (see tving_resources.index.locks)."""
         return self.data_dir / "locks"
 
     @property
@@ -116,8 +116,8 @@ def resolve_paths(
 
 def media_limits(max_seconds: float | None = None) -> MediaLimits:
     """The video limits: ``max_seconds`` if given, else ``TVING_MAX_VIDEO_SECONDS``, else the
-    library's defaults (:class:`tving_resources.video.MediaLimits`)."""
-    from .video import MediaLimits
+    library's defaults (:class:`tving_resources.media.video.MediaLimits`)."""
+    from tving_resources.media.video import MediaLimits
 
     value = max_seconds if max_seconds is not None else os.environ.get("TVING_MAX_VIDEO_SECONDS", "").strip()
     if value in (None, ""):

@@ -41,7 +41,7 @@ class NotRegularFileError(UnreadableVideoError):
 
 class VideoOverLimitError(VideoError):
     """The video is longer, or its frames larger, than this installation accepts (see
-    ``tving_resources.video.MediaLimits``); nothing of it is indexed."""
+    ``tving_resources.media.video.MediaLimits``); nothing of it is indexed."""
 
 
 class VideoChangedError(VideoError):

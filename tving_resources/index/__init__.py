@@ -1,0 +1,1 @@
+"""Indexing: the stages as functions, their versioned results, staleness, locks, commits and removals."""
