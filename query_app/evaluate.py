@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tving_resources.errors import ConfigError
 
-from .metrics import RetrievalScores, add_cut_scores, cut_scores, retrieval_scores, word_error_rate
+from .metrics import RetrievalScores, retrieval_scores
 from .search import SIGNALS, FusionWeights, SceneSearch
 
 DEPTH = 10  # results looked at per query
@@ -285,47 +285,3 @@ def summary(evaluation: Evaluation) -> str:
             f"speech: word error rate {evaluation.speech['wer']} over {evaluation.speech['sentences']} sentences"
         )
     return "\n".join(lines)
-
-
-def evaluate_built_set(folder: Path, tune: bool = True) -> Evaluation:
-    """Build the project's labelled set in ``folder`` (reused when there), index it with the
-    current profile into ``folder/home`` (unchanged videos are not recomputed), and evaluate."""
-    from tving_assets.definitions import build_resources  # the indexing goes through Dagster
-    from tving_assets.indexing import index_videos
-    from tving_assets.resources import TvingSettings
-    from tving_resources.config import resolve_paths
-
-    from .eval_set import build
-
-    built = build(folder)
-    home = folder / "home"
-    resources = build_resources(settings=TvingSettings(home=str(home)))
-    results = index_videos([str(p) for p in built.clips.values()], resources)
-    failed = [f"{r.path}: {r.error}" for r in results if not r.ok]
-    if failed:
-        raise ConfigError(f"the evaluation set did not index: {failed}")
-    seconds: dict[str, float] = defaultdict(float)
-    for r in results:
-        for stage, value in r.stage_seconds.items():
-            seconds[stage] += value
-    engine = SceneSearch(paths=resolve_paths(home=home))
-    queries = [
-        LabelledQuery(q.text, frozenset({f"{q.clip}.mp4#{q.scene}"}), q.language, q.kind, q.split)
-        for q in built.queries
-    ]
-    from .eval_set import NO_MATCH_QUERIES
-
-    evaluation = evaluate(engine, queries, tune=tune, nonsense=NO_MATCH_QUERIES)
-    evaluation.indexing_seconds = {k: round(v, 2) for k, v in seconds.items()}
-    by_name = {Path(r.path).name: r.video_id for r in results}
-    rows = {clip: engine.store.scenes_of(by_name[f"{clip}.mp4"], ["scene_index", "start", "transcript"])
-            for clip in built.clips}  # fmt: skip
-    tolerance = 0.25
-    cuts = add_cut_scores(
-        [cut_scores([r["start"] for r in rows[c][1:]], built.cuts[c], tolerance) for c in built.clips]
-    )
-    evaluation.cuts = {"tolerance_s": tolerance, **cuts.as_dict()}
-    pairs = [(sentence, rows[clip][scene]["transcript"]) for clip, said in built.sentences.items()
-             for scene, sentence in said if scene < len(rows[clip])]  # fmt: skip
-    evaluation.speech = {"sentences": len(pairs), "wer": word_error_rate([a for a, _ in pairs], [b for _, b in pairs])}
-    return evaluation

@@ -29,7 +29,13 @@ import threadpoolctl
 
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.models.runtime import ModelRuntime
-from tving_resources.store.scene_store import AnnSettings, SceneFilter, SceneStore, table_stamp
+from tving_resources.store.scene_store import (
+    AnnSettings,
+    SceneFilter,
+    SceneStore,
+    runtime_stamp,
+    table_stamp,
+)
 from tving_resources.store.tables import TableRegistry
 
 # What a result shows; what scoring a candidate needs.
@@ -234,8 +240,8 @@ class SceneSearch:
         stamp = table_stamp(self.uri, name)
         if stamp is None or stamp.profile != self.runtime.profile.name:
             # no table yet, or another profile's: the store says so in words when first read
-            return SceneStore(self.uri, self.runtime.stamp(), ann=self.ann), self.runtime
-        mine = self.runtime.stamp()  # loads the configured encoders (the queries need them anyway)
+            return SceneStore(self.uri, runtime_stamp(self.runtime), ann=self.ann), self.runtime
+        mine = runtime_stamp(self.runtime)  # loads the configured encoders (the queries need them anyway)
         if stamp.query_mismatch(mine) is None:
             return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), self.runtime
         # the configured encoders are new; the live table is still of the old ones: load those

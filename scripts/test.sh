@@ -6,6 +6,8 @@ TVING_FOR_TESTS=1 scripts/setup.sh
 export HF_HUB_OFFLINE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# the layers (command line > dev tools > code location > query app > library), no circles (pyproject.toml)
+.venv/bin/lint-imports --no-cache
 # tests/test_eval.py measures search quality on the project's labelled set; its figures are printed last
 export TVING_EVAL_SUMMARY="${TVING_EVAL_SUMMARY:-$(mktemp -t tving-eval-XXXXXX.txt)}"
 status=0

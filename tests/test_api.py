@@ -245,7 +245,7 @@ def test_indexing_status_comes_from_the_dagster_webserver(tmp_path, cuts_clip, m
 def test_cli_describe_span_only(speech_clip, monkeypatch, indexed_library):
     from click.testing import CliRunner
 
-    from query_app.cli import main
+    from tving_cli.main import main
 
     monkeypatch.setenv("TVING_HOME", str(indexed_library["home"]))
     (_, e0), _, (s2, e2) = speech_clip[1]

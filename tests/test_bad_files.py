@@ -82,7 +82,7 @@ def test_status_api_and_library_page_list_failures(fuzzed, monkeypatch):
     from fastapi.testclient import TestClient
 
     from query_app.api import create_app
-    from query_app.cli import main
+    from tving_cli.main import main
 
     home = fuzzed["home"]
     broken = [fuzzed["results"][str(c.path.resolve())] for c in fuzzed["cases"] if not c.valid]

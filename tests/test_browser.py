@@ -34,7 +34,7 @@ def server(indexed_library):
     port = _free_port()
     env = {**os.environ, "TVING_HOME": str(indexed_library["home"]), "TVING_API_TOKEN": TOKEN}
     process = subprocess.Popen(
-        [sys.executable, "-m", "query_app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "tving_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

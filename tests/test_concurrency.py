@@ -13,7 +13,7 @@ import pytest
 
 from tving_resources.config import resolve_paths
 from tving_resources.models.runtime import ModelRuntime
-from tving_resources.store.scene_store import SceneStore
+from tving_resources.store.scene_store import SceneStore, runtime_stamp
 
 pytestmark = pytest.mark.slow
 WRITERS, ROUNDS = 4, 12
@@ -55,7 +55,7 @@ def test_writers_search_and_maintenance_at_once(tmp_path):
 
     paths = resolve_paths(home=tmp_path / "home").ensure()
     runtime = ModelRuntime()
-    stamp = runtime.stamp()  # the lite models' own: the searches below use the real encoder
+    stamp = runtime_stamp(runtime)  # the lite models' own: the searches below use the real encoder
     store = SceneStore(paths.lancedb_uri, stamp)
     videos = [f"video{i}-{i:010d}" for i in range(WRITERS)]
     for video_id in videos:

@@ -94,7 +94,7 @@ def test_the_daemon_runs_one_queued_run_per_video_with_warm_models(tmp_path, spe
         os.utime(target, ns=(OLD, OLD))
         wait_for(lambda: sum(r.tags.get("tving/video") == "long.mp4" for r in runs()) == 2, 60, "a second request")
         wait_for(lambda: settled(len(files) + 1), 300, "both runs of the long video")
-        from tving_resources.models.worker import WorkerAddress, WorkerClient
+        from tving_resources.models.remote import WorkerAddress, WorkerClient
 
         worker_loads = WorkerClient(WorkerAddress.for_home(home)).load_counts()
     except TimeoutError:
@@ -137,8 +137,8 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
     """`tving index` records its runs in <home>/dagster; `tving ui` serves that same instance."""
     from click.testing import CliRunner
 
-    from query_app.cli import main
     from query_app.dagster_status import DagsterStatusClient
+    from tving_cli.main import main
     from tving_dev.local_cluster import accepts, free_port
 
     home = tmp_path / "home"

@@ -160,7 +160,7 @@ def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, 
     assert check, "the blocking scenes check ran"
 
 
-@pytest.mark.parametrize("module", ["query_app.search", "query_app.cli"])
+@pytest.mark.parametrize("module", ["query_app.search", "tving_cli.main"])
 def test_query_app_never_imports_dagster(module):
     code = f"import sys, {module}; print('dagster' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -170,7 +170,7 @@ def test_query_app_never_imports_dagster(module):
 def test_cli_index_reports_each_file(tmp_path, broken_files, monkeypatch):
     from click.testing import CliRunner
 
-    from query_app.cli import main
+    from tving_cli.main import main
 
     monkeypatch.setenv("TVING_HOME", str(tmp_path / "home"))
     out = CliRunner().invoke(main, ["index", str(broken_files["empty"]), str(tmp_path / "missing.mp4"), "--json"])

@@ -18,7 +18,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from query_app.cli import main
+    from tving_cli.main import main
 
     folder = tmp_path_factory.mktemp("eval")
     out = CliRunner().invoke(

@@ -175,7 +175,7 @@ def test_missing_weights_error_names_model_places_and_command(tmp_path, monkeypa
 
 
 def test_models_cli_lists_and_pulls(tiny_models, tmp_path, monkeypatch):
-    from query_app.cli import main
+    from tving_cli.main import main
 
     listed = json.loads(CliRunner().invoke(main, ["models", "list", "--profile", "full", "--models-dir",
                                                   str(tiny_models), "--json"]).output)  # fmt: skip
@@ -257,8 +257,8 @@ def test_finetuning_asset_trains_an_adapter_the_captioner_loads(tmp_path, tiny_m
 
 def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech_clip, monkeypatch):
     """Profile full, weights from the temporary models folder: the Dagster stages, then `tving search`."""
-    from query_app.cli import main
     from tving_assets.indexing import index_videos
+    from tving_cli.main import main
     from tving_resources.config import resolve_paths
     from tving_resources.store.scene_store import inspect_tables
 
@@ -298,7 +298,7 @@ def test_lite_query_on_a_full_table_fails_clearly(tmp_path):
 
 
 def test_bench_models_runs_on_tiny_models(tiny_models):
-    from query_app.bench import run_models_benchmark
+    from tving_dev.bench.core import run_models_benchmark
 
     report = run_models_benchmark("full", tiny=True, frames=8, scenes=2, models_dir=str(tiny_models))
     assert set(report["stages"]) == {"frame_encoder", "captioner", "text_encoder", "speech"}

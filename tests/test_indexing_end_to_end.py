@@ -144,7 +144,7 @@ def test_hangul_name_with_spaces_is_searchable(indexed_library, library_search):
 
 
 def test_cli_search_json_and_status(indexed_library, monkeypatch):
-    from query_app.cli import main
+    from tving_cli.main import main
 
     monkeypatch.setenv("TVING_HOME", str(indexed_library["home"]))
     runner = CliRunner()

@@ -74,7 +74,7 @@ def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tm
     # the command line sees the same plan (the adapter from TVING_CAPTION_ADAPTER, as a user sets it)
     from click.testing import CliRunner
 
-    from query_app.cli import main as cli
+    from tving_cli.main import main as cli
 
     monkeypatch.setenv("TVING_MODELS_DIR", str(tiny_models))
     monkeypatch.setenv("TVING_CAPTION_ADAPTER", str(adapter))
@@ -108,8 +108,8 @@ def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tm
 
 
 def test_new_speech_model_reruns_only_transcript_stages(library, tiny_models, tmp_path):
-    from query_app.cli import main as cli
     from tving_assets.indexing import index_stale, plan_stale
+    from tving_cli.main import main as cli
 
     other_whisper = build_whisper_ct2(tmp_path / "other-whisper")
     resources = _resources(library, tiny_models, speech=str(other_whisper))
@@ -156,9 +156,9 @@ def test_new_text_encoder_builds_beside_the_live_table_then_switches(library, ti
 
     from click.testing import CliRunner
 
-    from query_app.cli import main as cli
     from query_app.search import SceneSearch
     from tving_assets.indexing import index_stale, plan_stale
+    from tving_cli.main import main as cli
     from tving_dev.tiny_models import build_bert
     from tving_resources.config import resolve_paths
     from tving_resources.models.runtime import ModelRuntime, RuntimeConfig

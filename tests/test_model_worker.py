@@ -13,8 +13,8 @@ import pytest
 from tving_dev.local_cluster import spawn, stop_group, wait_for
 from tving_resources.errors import UnreadableVideoError
 from tving_resources.models.cache import MODEL_CACHE
+from tving_resources.models.remote import WorkerAddress, WorkerClient, WorkerUnavailableError
 from tving_resources.models.runtime import ModelRuntime
-from tving_resources.models.worker import WorkerAddress, WorkerClient, WorkerUnavailableError
 
 TVING = str(Path(sys.executable).parent / "tving")
 

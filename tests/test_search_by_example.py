@@ -63,7 +63,7 @@ def test_api_page_and_cli_search_by_image(indexed_library, media_dir, monkeypatc
     assert page.status_code == 200 and 'data-testid="result-card"' in page.text and "More like this" in page.text
     assert 'data-testid="result-card"' in client.get("/", params={"similar": first["scene_id"]}).text
 
-    from query_app.cli import main
+    from tving_cli.main import main
 
     monkeypatch.setenv("TVING_HOME", str(indexed_library["home"]))
     out = CliRunner().invoke(main, ["search", "--image", str(photo_png("chelsea", media_dir)), "-k", "2", "--json"])

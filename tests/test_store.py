@@ -198,7 +198,7 @@ def test_ann_probes_a_fifth_of_the_partitions():
 
 def test_bench_status_times_the_status_command_over_a_catalogued_library(tmp_path):
     """`tving bench status` builds its library (catalog and scene table) and runs `tving status`."""
-    from query_app.bench_status import run_status_benchmark
+    from tving_dev.bench.status import run_status_benchmark
     from tving_resources.catalog.video_catalog import VideoCatalog
 
     report = run_status_benchmark(videos=100, runs=1, db_dir=str(tmp_path))

@@ -60,8 +60,8 @@ def test_subtitle_lines_find_their_scenes(subtitled):
 
 
 def test_export_round_trips(subtitled, monkeypatch):
-    from query_app.cli import main
-    from tving_resources.media.export import parse_edl
+    from tving_cli.main import main
+    from tving_resources.index.export import parse_edl
 
     monkeypatch.setenv("TVING_HOME", str(subtitled["home"]))
     video_id = subtitled["results"]["sidecar.mp4"].video_id

@@ -37,6 +37,7 @@ from tving_resources.media.subtitles import MODES as SUBTITLE_MODES
 from tving_resources.media.subtitles import sidecar_signature, transcribe_with_subtitles
 from tving_resources.media.video import VideoInfo, ensure_unchanged, fingerprint_file, probe_video, regular_file_stat
 from tving_resources.models.wrappers.speech import Transcript
+from tving_resources.store.scene_store import runtime_stamp
 from tving_resources.store.tables import TableRegistry
 
 from .checks import (
@@ -317,7 +318,7 @@ def scene_vectors(
             SceneVectors,
         )
     vectors = produced.value
-    stamp = runtime.stamp()  # the encoders' declared dimensions
+    stamp = runtime_stamp(runtime)  # the encoders' declared dimensions
     problems = check_scene_vectors(vectors, video.load("captions", SceneCaptions, chain["captions"]), stamp)
     return dg.MaterializeResult(
         metadata=stage.metadata(

@@ -12,13 +12,13 @@ from pydantic import Field
 
 from tving_resources.catalog.folder_watch import MASS_MISSING_MIN, WatchSettings
 from tving_resources.catalog.video_catalog import VideoCatalog
-from tving_resources.config import Paths, media_limits, resolve_paths
+from tving_resources.config import Paths, resolve_paths
 from tving_resources.ids import is_video_id
 from tving_resources.index.artifacts import ArtifactStore
 from tving_resources.index.locks import video_lock
 from tving_resources.index.pipeline import KeyframeSettings
 from tving_resources.media.scenes import SceneSettings
-from tving_resources.media.video import MediaLimits
+from tving_resources.media.video import MediaLimits, media_limits
 from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 from tving_resources.store.scene_store import SCHEMA_VERSION, ModelStamp, SceneStore, delete_video_everywhere
 
@@ -178,7 +178,7 @@ class ModelRuntimeResource(dg.ConfigurableResource):
     def _worker(self):
         if not self.model_worker:
             return None
-        from tving_resources.models.worker import WorkerAddress, WorkerClient
+        from tving_resources.models.remote import WorkerAddress, WorkerClient
 
         address = WorkerAddress.for_home(resolve_paths().home)
         return WorkerClient(address) if address.key() is not None else None

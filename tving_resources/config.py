@@ -20,12 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tving_resources.errors import ConfigError
-
-if TYPE_CHECKING:
-    from tving_resources.media.video import MediaLimits
 
 SCENE_TABLE = "scenes"
 DEPLOYMENTS = ("local", "cluster")
@@ -114,18 +110,15 @@ def resolve_paths(
     )
 
 
-def media_limits(max_seconds: float | None = None) -> MediaLimits:
-    """The video limits: ``max_seconds`` if given, else ``TVING_MAX_VIDEO_SECONDS``, else the
-    library's defaults (:class:`tving_resources.media.video.MediaLimits`)."""
-    from tving_resources.media.video import MediaLimits
-
-    value = max_seconds if max_seconds is not None else os.environ.get("TVING_MAX_VIDEO_SECONDS", "").strip()
-    if value in (None, ""):
-        return MediaLimits()
+def max_video_seconds() -> float | None:
+    """``TVING_MAX_VIDEO_SECONDS``: the longest video indexed, in seconds (None: the default)."""
+    value = os.environ.get("TVING_MAX_VIDEO_SECONDS", "").strip()
+    if not value:
+        return None
     try:
         seconds = float(value)
     except ValueError as exc:
         raise ConfigError(f"TVING_MAX_VIDEO_SECONDS={value!r}: give a number of seconds") from exc
     if not 0 < seconds < float("inf"):
-        raise ConfigError(f"the maximum video length must be a positive number of seconds, not {value!r}")
-    return MediaLimits(max_seconds=seconds)
+        raise ConfigError(f"TVING_MAX_VIDEO_SECONDS={value!r}: give a positive number of seconds")
+    return seconds

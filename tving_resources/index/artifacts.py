@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -39,6 +38,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from tving_resources.errors import MissingArtifactError, VideoNotRegisteredError
+from tving_resources.files import atomic_write_bytes
 from tving_resources.ids import is_video_id
 from tving_resources.index.failpoints import failpoint
 
@@ -298,16 +298,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(target: Path, payload: bytes, durable: bool = False) -> None:
-    """Readers see the old file or the new one, never half of one; ``durable``: on disk before
-    the rename (a power cut cannot leave an empty file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, target)

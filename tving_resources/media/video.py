@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from tving_resources.errors import (
+    ConfigError,
     NotRegularFileError,
     NoVideoStreamError,
     UnreadableVideoError,
@@ -58,6 +59,17 @@ class MediaLimits:
                 f"{name}: {_hours(duration)} long, over the {_hours(self.max_seconds)} limit; split the video, or "
                 "raise the limit (TVING_MAX_VIDEO_SECONDS, or max_video_seconds of the settings resource)"
             )
+
+
+def media_limits(max_seconds: float | None = None) -> MediaLimits:
+    """The configured limits: ``max_seconds`` if given, else ``TVING_MAX_VIDEO_SECONDS``, else
+    :class:`MediaLimits`' own defaults."""
+    from tving_resources.config import max_video_seconds
+
+    seconds = max_seconds if max_seconds is not None else max_video_seconds()
+    if seconds is not None and not 0 < seconds < float("inf"):
+        raise ConfigError(f"the maximum video length must be a positive number of seconds, not {seconds!r}")
+    return MediaLimits() if seconds is None else MediaLimits(max_seconds=seconds)
 
 
 def _hours(seconds: float) -> str:
@@ -119,8 +131,6 @@ def probe_video(
         VideoOverLimitError: longer, or with larger frames, than ``limits``.
     """
     import av  # PyAV ships with faster-whisper; imported here to keep module import cheap
-
-    from tving_resources.config import media_limits
 
     limits = limits or media_limits()
     file = Path(path)

@@ -23,7 +23,7 @@ from tving_resources.models.profiles import ModelProfile, get_profile
 from tving_resources.models.sources import load_with, resolve
 
 if TYPE_CHECKING:
-    from tving_resources.models.worker import WorkerClient
+    from tving_resources.models.remote import WorkerClient
 
 ROLES = ("speech", "captioner", "text_encoder", "transcript_encoder", "frame_encoder", "translator")
 _OVERRIDE_FIELDS = {
@@ -152,7 +152,7 @@ class ModelRuntime:
 
     def _from_worker(self, role: str, build):
         """The worker's model of ``role`` while a worker answers, else ``build()`` here."""
-        from tving_resources.models.worker import RemoteModel, WorkerUnavailableError, effective_config
+        from tving_resources.models.remote import RemoteModel, WorkerUnavailableError, effective_config
 
         try:
             return RemoteModel(self.worker, effective_config(self), role, fallback=build)
@@ -318,24 +318,6 @@ class ModelRuntime:
                 model.warm_up()
             spent[role] = time.perf_counter() - started
         return spent
-
-    def stamp(self):
-        """The :class:`~tving_resources.store.scene_store.ModelStamp` of this runtime (loads both encoders)."""
-        from tving_resources.store.scene_store import ModelStamp
-
-        text, frame = self.text_encoder(), self.frame_encoder()
-        transcript = self.transcript_encoder() if self.profile.transcript_model else None
-        return ModelStamp(
-            profile=self.profile.name,
-            text_model=text.model_id,
-            text_dim=text.dim,
-            frame_model=frame.model_id,
-            frame_dim=frame.dim,
-            caption_model=self.model_ids()["captioner"],
-            speech_model=self.profile.speech_model,
-            transcript_model=transcript.model_id if transcript else "",
-            transcript_dim=transcript.dim if transcript else 0,
-        )
 
     # ----------------------------------------------------------------- loaders
     def _load_whisper(self, model_id: str, device: str, compute_type: str):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +28,9 @@ import pyarrow.compute as pc
 
 from tving_resources.errors import ProfileMismatchError, StoreError
 from tving_resources.ids import is_video_id
+
+if TYPE_CHECKING:
+    from tving_resources.models.runtime import ModelRuntime
 
 SCHEMA_VERSION = "1"
 _META_PREFIX = "tving."
@@ -144,6 +147,23 @@ class ModelStamp:
         """Only the vector space decides who may write: rows from another captioner or speech model
         (a new LoRA adapter, another whisper) are ordinary rows, each recording its models."""
         return self.query_mismatch(other)
+
+
+def runtime_stamp(runtime: ModelRuntime) -> ModelStamp:
+    """The :class:`ModelStamp` of ``runtime``'s models (loads both encoders: their dimensions)."""
+    text, frame = runtime.text_encoder(), runtime.frame_encoder()
+    transcript = runtime.transcript_encoder() if runtime.profile.transcript_model else None
+    return ModelStamp(
+        profile=runtime.profile.name,
+        text_model=text.model_id,
+        text_dim=text.dim,
+        frame_model=frame.model_id,
+        frame_dim=frame.dim,
+        caption_model=runtime.model_ids()["captioner"],
+        speech_model=runtime.profile.speech_model,
+        transcript_model=transcript.model_id if transcript else "",
+        transcript_dim=transcript.dim if transcript else 0,
+    )
 
 
 def connect(uri: str):

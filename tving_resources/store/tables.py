@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tving_resources.errors import StoreError
-from tving_resources.index.artifacts import atomic_write_bytes
+from tving_resources.files import atomic_write_bytes
 from tving_resources.store.scene_store import ModelStamp, connect, list_table_names, table_name_for, table_stamp
 
 REGISTRY_FILE = "tving_tables.json"

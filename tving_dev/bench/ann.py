@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import SyntheticText, _peak_rss_mb, _percentile, synthetic_scene_columns
+from tving_dev.bench.core import SyntheticText, _peak_rss_mb, _percentile, synthetic_scene_columns
 
 CANDIDATES = {
     "ivf_pq": lambda n: ("IvfPq", {"num_partitions": _partitions(n), "num_sub_vectors": 96}),
@@ -50,9 +50,9 @@ def build_table(uri: str, rows: int, runtime, folder: Path, anchors: int = 20_00
     """The synthetic table (reused when it holds ``rows`` rows already)."""
     import pyarrow as pa
 
-    from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, scene_schema
+    from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, runtime_stamp, scene_schema
 
-    stamp = runtime.stamp()
+    stamp = runtime_stamp(runtime)
     store = SceneStore(uri, stamp)
     if store.exists() and store.count() == rows:
         return {"rows": rows, "reused": True}
@@ -182,14 +182,14 @@ def run_ann_benchmark(
     min_recall: float = 0.95,
 ) -> dict:
     from tving_resources.models.runtime import ModelRuntime
-    from tving_resources.store.scene_store import TEXT_COLUMNS, SceneStore
+    from tving_resources.store.scene_store import TEXT_COLUMNS, SceneStore, runtime_stamp
 
     runtime = ModelRuntime()
     folder = Path(db_dir or f"/tmp/tving-bench-ann-{rows}")
     folder.mkdir(parents=True, exist_ok=True)
     uri = str(folder / "lancedb")
     built = build_table(uri, rows, runtime, folder, anchors=max(1000, min(20_000, rows // 50)))
-    store = SceneStore(uri, runtime.stamp())
+    store = SceneStore(uri, runtime_stamp(runtime))
     table = store.table()
     qvecs = _queries(folder, queries)
     started = time.perf_counter()
@@ -209,7 +209,7 @@ def run_ann_benchmark(
     both_build = time.perf_counter() - started
     env = {**os.environ, "TVING_BENCH_NPROBES": str(best["nprobes"]), "TVING_BENCH_REFINE": str(best["refine"])}
     out = subprocess.run(
-        [sys.executable, "-m", "query_app.bench_ann", "search", uri, str(queries)], env=env, capture_output=True,
+        [sys.executable, "-m", "tving_dev.bench.ann", "search", uri, str(queries)], env=env, capture_output=True,
         text=True, check=True,
     )  # fmt: skip
     end_to_end = json.loads(out.stdout.strip().splitlines()[-1])
@@ -247,10 +247,9 @@ def run_ann_benchmark(
 
 def _search_process(uri: str, queries: int) -> dict:
     """Run in a fresh process: the real search's latency and this process's peak memory."""
+    from query_app.search import SceneSearch
     from tving_resources.models.runtime import ModelRuntime
     from tving_resources.store.scene_store import AnnSettings
-
-    from .search import SceneSearch
 
     ann = AnnSettings(int(os.environ["TVING_BENCH_NPROBES"]), int(os.environ["TVING_BENCH_REFINE"]))
     engine = SceneSearch(runtime=ModelRuntime(), lancedb_uri=uri, ann=ann)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tving_resources.models.runtime import ModelRuntime
+from tving_resources.store.scene_store import runtime_stamp
 
 
 def _peak_rss_mb() -> float:
@@ -37,7 +38,7 @@ def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> di
     home's Dagster instance) are done first and reported apart; the speed is seconds of video per second of wall
     time over the indexing itself (all stages, Dagster's run and step overhead included).
     """
-    from .samples import sample_videos
+    from query_app.samples import sample_videos
 
     videos = paths or sample_videos()
     with tempfile.TemporaryDirectory(prefix="tving-bench-") as home:
@@ -251,7 +252,7 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
 
     from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, scene_schema
 
-    stamp = runtime.stamp()
+    stamp = runtime_stamp(runtime)
     store = SceneStore(uri, stamp)
     if store.exists() and store.count() >= rows:
         return {"rows": store.count(), "reused": True, "indexes": refresh_table_indexes(store.table())}
@@ -284,7 +285,7 @@ def build_synthetic_table(uri: str, rows: int, runtime: ModelRuntime, seed: int 
 
 
 def run_search_benchmark(rows: int = 100_000, queries: int = 200, db_dir: str | None = None) -> dict:
-    from .search import SceneSearch
+    from query_app.search import SceneSearch
 
     runtime = ModelRuntime()
     folder = db_dir or tempfile.mkdtemp(prefix="tving-search-bench-")
@@ -363,7 +364,7 @@ def run_serve_benchmark(
     table = build_synthetic_table(uri, rows, runtime)
     port = _free_port()
     env = {**os.environ, "TVING_HOME": str(folder / "home"), "TVING_LANCEDB_URI": uri, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "query_app.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "tving_cli.main", "serve", "--port", str(port)]
     command += ["--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms)]
     server = subprocess.Popen(
         command,
@@ -485,11 +486,10 @@ def run_models_benchmark(
     """
     from PIL import Image
 
+    from query_app.samples import sample_videos
     from tving_resources.media.video import FrameReader, probe_video
     from tving_resources.models.runtime import RuntimeConfig
     from tving_resources.models.wrappers.captioning import SceneFrames
-
-    from .samples import sample_videos
 
     if tiny and profile == "full" and models_dir is None:
         from tving_dev.tiny_models import build_full_profile

@@ -18,9 +18,8 @@ FAILED_EVERY = 100  # one video in a hundred failed, with its message (status li
 
 
 def run_status_benchmark(videos: int = 50_000, runs: int = 5, db_dir: str | None = None) -> dict:
+    from tving_dev.bench.core import build_synthetic_table
     from tving_resources.catalog.video_catalog import VideoCatalog
-
-    from .bench import build_synthetic_table
 
     folder = Path(db_dir or tempfile.mkdtemp(prefix="tving-status-bench-"))
     home, uri = folder / "home", str(folder / "lancedb")
@@ -30,7 +29,7 @@ def run_status_benchmark(videos: int = 50_000, runs: int = 5, db_dir: str | None
     _fill_catalog(catalog, videos)
     built = time.perf_counter() - started
     env = {**os.environ, "TVING_HOME": str(home), "TVING_LANCEDB_URI": uri, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "query_app.cli", "status", "--json"]
+    command = [sys.executable, "-m", "tving_cli.main", "status", "--json"]
     seconds = []
     for _ in range(runs + 1):  # the first run is a warm-up (file cache)
         t0 = time.perf_counter()

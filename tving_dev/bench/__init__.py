@@ -1,0 +1,1 @@
+"""The benchmarks `tving bench` runs: indexing, search, serving, ANN indexes, the deployments, status."""
