@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from media import SPOKEN_SCENES
 
-from query_app.api import create_app
+from query_app.web.app import create_app
 from tving_resources.config import resolve_paths
 
 pytestmark = pytest.mark.slow
@@ -201,7 +201,7 @@ def test_indexing_status_comes_from_the_dagster_webserver(tmp_path, cuts_clip, m
     """A real Dagster instance with a real index_video run, read through the webserver's GraphQL."""
     import dagster as dg
 
-    from query_app.dagster_status import DagsterStatusClient
+    from query_app.web.dagster_status import DagsterStatusClient
     from tving_assets.definitions import defs
     from tving_assets.indexing import register_videos
     from tving_resources.catalog.video_catalog import VideoCatalog

@@ -390,8 +390,8 @@ def test_serve_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch,
     policy the user set is kept."""
     from click.testing import CliRunner
 
+    from query_app.web import server
     from tving_cli import main as cli
-    from tving_cli import server
 
     monkeypatch.setenv("OMP_WAIT_POLICY", given or "")  # restored after the test, whatever serve sets
     if given is None:

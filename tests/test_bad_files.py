@@ -81,7 +81,7 @@ def test_broken_inputs_fail_alone_naming_file_and_stage(fuzzed):
 def test_status_api_and_library_page_list_failures(fuzzed, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from query_app.api import create_app
+    from query_app.web.app import create_app
     from tving_cli.main import main
 
     home = fuzzed["home"]

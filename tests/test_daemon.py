@@ -137,7 +137,7 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
     """`tving index` records its runs in <home>/dagster; `tving ui` serves that same instance."""
     from click.testing import CliRunner
 
-    from query_app.dagster_status import DagsterStatusClient
+    from query_app.web.dagster_status import DagsterStatusClient
     from tving_cli.main import main
     from tving_dev.local_cluster import accepts, free_port
 
@@ -156,5 +156,33 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
         (video,) = client.index_runs()["videos"]
         assert video["video_id"] == result["video_id"] and video["status"] == "FAILURE"
         assert result["run_id"] in video["run_url"]
+    finally:
+        stop_group(ui)
+
+
+def test_ctrl_c_stops_everything_tving_ui_started(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) stops `tving ui` and every process it
+    started: the webserver, the daemon, their code servers, the model worker."""
+    import signal
+
+    import psutil
+
+    from tving_dev.local_cluster import accepts, free_port
+    from tving_resources.models.remote import WorkerAddress, WorkerClient
+
+    home = tmp_path / "home"
+    port = free_port()
+    env = {**os.environ, "TVING_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    ui = spawn([str(BIN / "tving"), "ui", "--port", str(port)], env, tmp_path / "ui.log", cwd=tmp_path)
+    try:
+        wait_for(lambda: accepts(port), 120, "the Dagster UI")
+        wait_for(lambda: WorkerClient(WorkerAddress.for_home(home)).available(), 60, "the model worker")
+        started = psutil.Process(ui).children(recursive=True)
+        assert len(started) >= 3, started  # dagster dev and what it runs, the worker
+        os.killpg(ui, signal.SIGINT)
+        _gone, alive = psutil.wait_procs([psutil.Process(ui), *started], timeout=60)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+        assert not WorkerClient(WorkerAddress.for_home(home)).available()
     finally:
         stop_group(ui)

@@ -14,6 +14,7 @@ from conftest import make_resources
 
 from tving_assets.checks import CHECK_SPECS
 from tving_assets.definitions import defs
+from tving_assets.instance import get_instance
 from tving_assets.sensors import videos_folder_sensor
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
@@ -133,31 +134,29 @@ def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
     assert entry.state == "failed" and (entry.failed_stage, entry.error) == (result.failed_stage, result.error)
 
 
-def test_dagster_cli_materializes_a_registered_partition(tmp_path, monkeypatch, cuts_clip):
-    """`dagster asset materialize` from a shell, on a partition registered through our API."""
-    from tving_assets.indexing import register_videos
-
-    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "TVING_HOME": str(home)}
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    instance = dg.DagsterInstance.get()
-    (video_id,) = register_videos([cuts_clip[0]], VideoCatalog(resolve_paths(home=home).catalog_path), instance)
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "tving_assets.definitions",
-         "--select", "video_metadata,scenes", "--partition", video_id],
-        env=env, capture_output=True, text=True, cwd=str(tmp_path),
-    )  # fmt: skip
+def test_the_documented_dagster_command_runs_as_written(tmp_path, cuts_clip):
+    """README's shell lines, run by a shell: `tving env` points `dagster` at the home's instance,
+    and `dagster asset materialize` then finds the partitions `tving index` registered."""
+    home = tmp_path / "home"
+    tving = Path(sys.executable).parent / "tving"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PATH"] = f"{tving.parent}:{env['PATH']}"
+    indexed = subprocess.run([str(tving), "--home", str(home), "index", str(cuts_clip[0]), "--json", "--no-refresh"],
+                             env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    (result,) = json.loads(indexed.stdout)
+    script = f"""
+        set -e
+        eval "$(tving --home {home} env)"
+        dagster asset materialize -m tving_assets.definitions --select scenes --partition {result["video_id"]}
+    """
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-3000:]
-    head = json.loads((resolve_paths(home=home).artifacts_dir / "lite" / video_id / "head.json").read_text())
-    assert set(head) == {"video", "scenes"}
+    instance = get_instance(home)
+    runs = instance.get_run_records(dg.RunsFilter(job_name="__ASSET_JOB"))
+    assert runs and runs[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
     record = instance.get_latest_materialization_event(dg.AssetKey("scenes"))
-    assert record is not None and record.dagster_event.partition == video_id
-    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("scenes"), "scenes_cover_video")]
-    )
-    assert check, "the blocking scenes check ran"
+    assert record is not None and record.dagster_event.partition == result["video_id"]
+    assert record.run_id == runs[0].dagster_run.run_id  # the shell's run, on the instance tving uses
 
 
 @pytest.mark.parametrize("module", ["query_app.search", "tving_cli.main"])

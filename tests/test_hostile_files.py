@@ -144,7 +144,7 @@ def subprocess_timeout(action, seconds: float):
 def test_a_touched_file_is_reindexed_without_recomputing_and_still_served(tmp_path, cuts_clip):
     """Touched (or copied again: same bytes, new modification time): every stored result is
     reused, and the catalog records the new version, so the server still streams it."""
-    from query_app.files import IndexedFile, VerifiedFiles
+    from query_app.web.files import IndexedFile, VerifiedFiles
     from tving_assets.indexing import index_videos
 
     clip = tmp_path / "clip.mp4"

@@ -1,9 +1,10 @@
 import os
 import time
 
-from tving_resources.catalog.folder_watch import WatchSettings, plan_tick, scan_video_folder
+from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
 from tving_resources.catalog.video_catalog import FileState, VideoCatalog
 from tving_resources.ids import is_video_id, video_id_for
+from tving_resources.settings import IndexSettings
 
 
 def test_video_id_is_stable_and_safe_for_any_name(tmp_path):
@@ -37,7 +38,7 @@ def test_catalog_tracks_new_changed_and_removed_files(tmp_path):
     b.write_bytes(b"22")
     (folder / "notes.txt").write_text("not a video")
     catalog = VideoCatalog(tmp_path / "catalog.sqlite")
-    settings = WatchSettings(settle_seconds=0, absent_ticks=1)
+    settings = IndexSettings(sensor_settle_seconds=0, sensor_absent_ticks=1).watch_settings()
 
     def tick(n):
         plan = plan_tick(scan_video_folder(folder), catalog.entries_under(folder), n, settings)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from query_app.metrics import (
+from query_app.evaluation.metrics import (
     add_cut_scores,
     cut_scores,
     first_rank,

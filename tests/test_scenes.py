@@ -2,8 +2,9 @@ import pytest
 
 from tving_resources.index.pipeline import check_scene_coverage
 from tving_resources.media import scenes as scenes_module
-from tving_resources.media.scenes import SceneDetection, SceneSettings, detect_scenes, plan_scenes
+from tving_resources.media.scenes import SceneDetection, detect_scenes, plan_scenes
 from tving_resources.media.video import probe_video
+from tving_resources.settings import IndexSettings
 
 
 def spans(scene_list):
@@ -11,14 +12,14 @@ def spans(scene_list):
 
 
 def test_plan_merges_short_scenes_into_the_shorter_neighbour():
-    settings = SceneSettings(min_scene_seconds=1.0, max_scene_seconds=100)
+    settings = IndexSettings(min_scene_seconds=1.0, max_scene_seconds=100).scene_settings()
     planned, covered = plan_scenes([4.0, 4.5, 10.0], 20.0, settings)
     assert covered == 20.0
     assert spans(planned) == [(0.0, 4.5), (4.5, 10.0), (10.0, 20.0)]
 
 
 def test_plan_splits_long_scenes_evenly_and_excludes_end_card():
-    settings = SceneSettings(min_scene_seconds=0.5, max_scene_seconds=10.0, exclude_last_seconds=5.0)
+    settings = IndexSettings(min_scene_seconds=0.5, max_scene_seconds=10.0, exclude_last_seconds=5.0).scene_settings()
     planned, covered = plan_scenes([2.0, 50.0], 60.0, settings)
     assert covered == 55.0
     assert spans(planned)[:1] == [(0.0, 2.0)]
@@ -58,7 +59,7 @@ def test_retry_rule(monkeypatch, first_cuts, retry_cuts, expected_factor, used):
         return {first: first_cuts, lower: [99.0], higher: [99.0], retry_at: retry_cuts or [99.0]}
 
     monkeypatch.setattr(scenes_module, "detect_cuts_at", fake_detect_cuts_at)
-    settings = SceneSettings(threshold=30.0, min_scene_seconds=0.1, max_scene_seconds=1000)
+    settings = IndexSettings(scene_threshold=30.0, min_scene_seconds=0.1, max_scene_seconds=1000).scene_settings()
     result = detect_scenes("unused.mp4", 60.0, settings)
     assert passes == [(30.0, pytest.approx(18.0), pytest.approx(45.0))]  # one decoding for all three
     tried = [a.threshold for a in result.attempts]
@@ -85,7 +86,7 @@ def test_one_pass_finds_what_separate_passes_find(sample_videos):
 def test_detected_cuts_match_known_cuts(cuts_clip):
     path, known_cuts = cuts_clip
     info = probe_video(path, "cuts-0000000000")
-    detection = detect_scenes(path, info.duration, SceneSettings())
+    detection = detect_scenes(path, info.duration, IndexSettings().scene_settings())
     starts = [s.start for s in detection.scenes[1:]]
     assert len(starts) == len(known_cuts), (starts, known_cuts)
     for found, known in zip(starts, known_cuts, strict=True):
@@ -94,6 +95,6 @@ def test_detected_cuts_match_known_cuts(cuts_clip):
 
 
 def test_real_sample_with_hard_cuts(sample_videos):
-    detection = detect_scenes(sample_videos["bikes.mp4"], 10.0, SceneSettings())
+    detection = detect_scenes(sample_videos["bikes.mp4"], 10.0, IndexSettings().scene_settings())
     assert len(detection.scenes) >= 4
     assert check_scene_coverage(detection) == []

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from media import photo_png
 from PIL import Image
 
-from query_app.api import create_app
 from query_app.search import QueryError
-from query_app.similar import SimilarSearch
+from query_app.search.similar import SimilarSearch
+from query_app.web.app import create_app
 from tving_resources.config import resolve_paths
 
 pytestmark = pytest.mark.slow

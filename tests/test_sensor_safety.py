@@ -28,13 +28,13 @@ OLD = 1_000_000_000  # an mtime long ago: settled
 class Library:
     """A home whose videos folder the sensor watches; "indexing" writes fake rows and files."""
 
-    def __init__(self, home: Path, **settings):
+    def __init__(self, home: Path, instance: dg.DagsterInstance | None = None, **settings):
         self.home = home
         self.paths = resolve_paths(home=home)
         self.paths.videos_dir.mkdir(parents=True, exist_ok=True)
         self.settings = {"sensor_settle_seconds": 5, **settings}
         self.resources = make_resources(home, **self.settings)
-        self.instance = dg.DagsterInstance.ephemeral()
+        self.instance = instance or dg.DagsterInstance.ephemeral()
         self.cursor: str | None = None
         self.store = SceneStore(self.paths.lancedb_uri, STAMP)
 
@@ -57,6 +57,11 @@ class Library:
         for request in result.dynamic_partitions_requests or ():
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         return result
+
+    def tick_after_adding(self, *names: str) -> dg.SensorResult:
+        for name in names:
+            self.add(name)
+        return self.tick()
 
     def index(self, result: dg.SensorResult, scenes: int = 3) -> list[str]:
         """What an index run would leave: rows, a result folder, the catalog's state."""
@@ -257,6 +262,30 @@ def test_each_video_gets_its_own_run_with_its_partition(tmp_path):
     assert len(set(keys)) == 20 and all(r.tags["tving/source"] == "sensor" for r in result.run_requests)
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(keys)
     assert not library.tick().run_requests
+
+
+def test_search_indexes_are_refreshed_once_the_library_is_quiet(tmp_path):
+    """After indexing (not only at the nightly schedule): once a tick asks for nothing and no
+    index run waits or runs, one refresh run; none again until more videos are indexed."""
+    (tmp_path / "dagster").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        library = Library(tmp_path / "home", instance=instance)
+        first = library.tick_after_adding("a.mp4", "b.mp4")
+        assert index_requests(first) and not refreshes(first)  # indexing asked for: no refresh yet
+        library.index(first)
+        quiet = library.tick()
+        (refresh,) = refreshes(quiet)
+        assert refresh.tags["tving/source"] == "sensor"
+        # asked again until it has run, under the same run key: Dagster starts it once
+        assert [r.run_key for r in refreshes(library.tick())] == [refresh.run_key]
+        instance.report_runless_asset_event(dg.AssetMaterialization("search_index"))  # the refresh ran
+        assert not refreshes(library.tick())
+        library.index(library.tick_after_adding("c.mp4"))
+        assert refreshes(library.tick())  # new rows since the last refresh
+
+
+def refreshes(result: dg.SensorResult) -> list:
+    return [r for r in result.run_requests if r.job_name == "refresh_search_indexes"]
 
 
 def test_five_thousand_files_in_one_folder(tmp_path):

@@ -3,8 +3,8 @@ sockets in test_serve_limits.py)."""
 
 import time
 
-from query_app.guard import cookie_value
-from query_app.sessions import LoginSettings, LoginThrottle, SessionStore
+from query_app.web.guard import cookie_value
+from query_app.web.sessions import LoginSettings, LoginThrottle, SessionStore
 
 
 def test_a_session_cookie_is_a_signed_id_that_ends_on_logout_and_with_time():

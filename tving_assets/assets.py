@@ -457,7 +457,7 @@ VIDEO_STAGES = (
 
 
 class SearchQualityConfig(dg.Config):
-    labels: str = Field(description="JSONL of labelled queries over this index (see query_app.evaluate)")
+    labels: str = Field(description="JSONL of labelled queries over this index (see query_app.evaluation.evaluate)")
     tune: bool = Field(default=False, description="tune fusion weights on the labels' tuning half first")
 
 
@@ -465,7 +465,7 @@ class SearchQualityConfig(dg.Config):
 def search_quality(config: SearchQualityConfig, settings: TvingSettings) -> dg.MaterializeResult:
     """Search quality of the current index on labelled queries: recall@1/5/10 and MRR, fused and
     per signal alone, per language and kind (numbers in the metadata: the UI plots them over time)."""
-    from query_app.evaluate import evaluate, load_labels
+    from query_app.evaluation.evaluate import evaluate, load_labels
     from query_app.search import SceneSearch
 
     with user_errors_as_failures():

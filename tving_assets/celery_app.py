@@ -8,12 +8,12 @@ A worker process runs step after step, so the models it loaded stay loaded (thei
 cache): each worker loads each model once.
 """
 
-import os
-
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
-broker = os.environ.get("TVING_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+from tving_resources.config import celery_broker
+
+broker = celery_broker()
 app = make_app({"broker": broker, "backend": broker})
 app.conf.update(worker_prefetch_multiplier=1, task_acks_late=True, broker_connection_retry_on_startup=True)
 execute_plan = create_task(app)

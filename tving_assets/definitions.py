@@ -4,9 +4,10 @@ import warnings
 
 import dagster as dg
 
-from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.config import deployment
 from tving_resources.index.staleness import ASSET_OF, code_version
+from tving_resources.settings import stage_params
 
 from .assets import VIDEO_STAGES, search_index, search_quality
 from .finetune import captioner_lora_adapter
@@ -51,7 +52,7 @@ def versioned_stages(resources: dict[str, dg.ConfigurableResource]) -> list[dg.A
     """The per-video assets, each with a code version hashed from the models and settings that
     decide its result: after a model change the UI marks exactly the stale stages of each
     partition, and "Materialize stale" re-runs only those (``tving index --stale`` alike)."""
-    params = stage_params(resources["settings"], resources["models"])
+    params = stage_params(resources["settings"], resources["models"].runtime)
     stage_of = {asset: stage for stage, asset in ASSET_OF.items()}
 
     def with_version(spec: dg.AssetSpec) -> dg.AssetSpec:

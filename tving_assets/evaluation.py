@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from query_app.eval_set import NO_MATCH_QUERIES
-from query_app.evaluate import Evaluation, LabelledQuery, evaluate
-from query_app.metrics import add_cut_scores, cut_scores, word_error_rate
+from query_app.evaluation.evaluate import Evaluation, LabelledQuery, evaluate
+from query_app.evaluation.labelled_set import NO_MATCH_QUERIES
+from query_app.evaluation.metrics import add_cut_scores, cut_scores, word_error_rate
 from query_app.search import SceneSearch
 from tving_resources.config import resolve_paths
 from tving_resources.errors import ConfigError

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from tving_assets.resources import TvingSettings, stage_params
+from tving_assets.resources import TvingSettings
 from tving_resources.catalog.video_catalog import INDEXED, VideoCatalog
 from tving_resources.errors import VideoError
 from tving_resources.ids import file_path, is_video_file
 from tving_resources.index.disk import disk_full_error
 from tving_resources.index.staleness import Staleness, stale_stages
 from tving_resources.media.video import regular_file_stat
+from tving_resources.settings import stage_params
 
 from .assets import VIDEO_STAGES
 from .definitions import build_definitions
@@ -132,7 +133,7 @@ def plan_stale(resources: dict[str, dg.ConfigurableResource], video_ids: Sequenc
     """For each catalogued video (or those named), the stages that a model or settings change
     since its last indexing makes stale (see ``tving_resources.index.staleness``)."""
     settings: TvingSettings = resources["settings"]
-    current = stage_params(settings, resources["models"])
+    current = stage_params(settings, resources["models"].runtime)
     artifacts = settings.artifacts(resources["models"].profile_name)
     catalog = settings.catalog()
     # by default the indexed videos: a failed one is tried again when its file changes (the sensor)

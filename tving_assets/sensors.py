@@ -8,22 +8,22 @@ stamped with its number, and count as made only once Dagster stored the cursor o
 (see tving_resources.catalog.video_catalog), so a tick that fails is made again by the next one."""
 
 import json
-import os
 
 import dagster as dg
 
 from tving_assets.resources import TvingSettings
 from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
+from tving_resources.config import sensor_interval_seconds
 from tving_resources.index.lifecycle import display_name
 
 from .instance import ensure_pool_limits
-from .jobs import index_video_job, remove_video_job, remove_video_run_config
+from .jobs import index_video_job, refresh_search_indexes_job, remove_video_job, remove_video_run_config
 from .partitions import videos_partitions
 
 
 @dg.sensor(
-    jobs=[index_video_job, remove_video_job],
-    minimum_interval_seconds=int(os.environ.get("TVING_SENSOR_INTERVAL_SECONDS", "30")),
+    jobs=[index_video_job, remove_video_job, refresh_search_indexes_job],
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSettings) -> dg.SensorResult:
@@ -60,6 +60,8 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
         )
         for r in plan.remove
     ]
+    if not run_requests:
+        run_requests += _refresh_after_indexing(context, catalog)
     # every requested video, not only new ones: a tick made again after a failure must add the
     # partitions its first attempt may not have added (adding an existing partition is a no-op)
     partitions = [r.video_id for r in plan.index]
@@ -72,3 +74,30 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
         skip_reason=None if run_requests else summary,
         cursor=cursor,
     )
+
+
+_UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]  # fmt: skip
+
+
+def _refresh_after_indexing(context: dg.SensorEvaluationContext, catalog) -> list[dg.RunRequest]:
+    """Once the library is quiet (nothing asked for this tick, no index run waiting or going)
+    and videos were indexed since the search indexes were last refreshed: refresh them now,
+    rather than at the nightly schedule (the UI would show search_index as stale until 03:00)."""
+    indexed_at = catalog.last_indexed_at()
+    if indexed_at is None:
+        return []
+    instance = context.instance
+    busy = instance.get_run_records(dg.RunsFilter(job_name=index_video_job.name, statuses=_UNFINISHED), limit=1)
+    if busy:
+        return []
+    last = instance.get_latest_materialization_event(dg.AssetKey("search_index"))
+    if last is not None and last.timestamp >= indexed_at:
+        return []
+    return [
+        dg.RunRequest(
+            job_name=refresh_search_indexes_job.name,
+            run_key=f"refresh-after:{indexed_at:.3f}",
+            tags={"tving/source": "sensor", "tving/action": "refresh search indexes"},
+        )
+    ]

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings, stage_params
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.errors import TvingError, VideoChangedError
 from tving_resources.index.artifacts import Produced, VideoArtifacts
 from tving_resources.index.disk import disk_full_cause, disk_full_error
@@ -19,6 +19,7 @@ from tving_resources.index.lifecycle import record_failure, stage_error
 from tving_resources.index.pipeline import StageTimer
 from tving_resources.media.video import VideoInfo, ensure_unchanged
 from tving_resources.models.cache import MODEL_CACHE
+from tving_resources.settings import stage_params
 
 T = TypeVar("T")
 
@@ -120,7 +121,7 @@ class VideoStage:
 
     def params(self) -> dict[str, Any]:
         """The settings and models that decide this stage's result (declared in stage_params)."""
-        return stage_params(self.settings, self.models)[self.stage]
+        return stage_params(self.settings, self.models.runtime)[self.stage]
 
     def produce(
         self,

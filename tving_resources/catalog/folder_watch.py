@@ -27,11 +27,13 @@ MASS_MISSING_MIN = 10
 
 @dataclass(frozen=True)
 class WatchSettings:
-    settle_seconds: float = 5.0
-    max_runs_per_tick: int = 25  # videos requested per tick
-    absent_ticks: int = 2
-    max_removals_per_tick: int = 10
-    max_missing_fraction: float = 0.5
+    """The sensor's settings (their defaults: ``tving_resources.settings.IndexSettings``)."""
+
+    settle_seconds: float
+    max_runs_per_tick: int  # videos requested per tick
+    absent_ticks: int
+    max_removals_per_tick: int
+    max_missing_fraction: float
 
     def __post_init__(self) -> None:
         if min(self.absent_ticks, self.max_runs_per_tick) < 1 or self.max_removals_per_tick < 0:

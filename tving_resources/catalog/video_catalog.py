@@ -211,6 +211,12 @@ class VideoCatalog:
     def failures(self) -> list[CatalogEntry]:
         return self._select("WHERE state = :state ORDER BY updated_at DESC", {"state": FAILED})
 
+    def last_indexed_at(self) -> float | None:
+        """When a video was last marked indexed (None: never)."""
+        with self._connect() as conn:
+            (when,) = conn.execute("SELECT MAX(updated_at) FROM videos WHERE state = :s", {"s": INDEXED}).fetchone()
+        return when
+
     def state_counts(self) -> dict[str, int]:
         with self._connect() as conn:
             return {state: n for state, n in conn.execute("SELECT state, COUNT(*) FROM videos GROUP BY state")}

@@ -16,11 +16,11 @@ import threading
 import time
 from pathlib import Path
 
-ENV = "TVING_FAILPOINT"
+from tving_resources.config import armed_failpoint
 
 
 def armed(name: str) -> bool:
-    return os.environ.get(ENV) == name
+    return armed_failpoint() == name
 
 
 def failpoint(name: str) -> None:

@@ -26,9 +26,11 @@ from tving_resources.store.scene_store import ModelStamp, scene_id, scene_schema
 
 @dataclass(frozen=True)
 class KeyframeSettings:
-    per_scene: int = 3
-    max_side: int = 512
-    jpeg_quality: int = 85
+    """Keyframes' settings (their defaults: the profile's and ``tving_resources.settings``)."""
+
+    per_scene: int
+    max_side: int
+    jpeg_quality: int = 85  # fixed, not a setting
 
     def __post_init__(self) -> None:
         if not 1 <= self.per_scene <= 32:

@@ -20,14 +20,16 @@ from tving_resources.errors import UnreadableVideoError
 
 @dataclass(frozen=True)
 class SceneSettings:
-    threshold: float = 27.0
-    min_scenes: int = 5
-    max_scenes: int = 40
-    lower_threshold_factor: float = 0.6
+    """Scene detection's settings (their defaults: ``tving_resources.settings.IndexSettings``)."""
+
+    threshold: float
+    min_scenes: int
+    max_scenes: int
+    min_scene_seconds: float
+    max_scene_seconds: float
+    exclude_last_seconds: float
+    lower_threshold_factor: float = 0.6  # the retry thresholds (fixed, not settings)
     higher_threshold_factor: float = 1.5
-    min_scene_seconds: float = 1.0
-    max_scene_seconds: float = 30.0
-    exclude_last_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.threshold <= 0 or self.min_scene_seconds < 0 or self.max_scene_seconds <= 0:

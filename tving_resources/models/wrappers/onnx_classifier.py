@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -39,6 +40,9 @@ class OnnxClassifier:
         return self.session.run(None, {self._input: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
 
 
+log = logging.getLogger("tving.models")
+
+
 def efficientnet_lite0(cache_dir: Path, threads: int) -> OnnxClassifier:
     """The classifier for the installed EfficientNet-Lite0 weights: exported on first use (a few
     seconds, with torch), then read from ``cache_dir``. The file is named by the weights' digest,
@@ -49,6 +53,7 @@ def efficientnet_lite0(cache_dir: Path, threads: int) -> OnnxClassifier:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     path = cache_dir / f"efficientnet-lite0-{_FORMAT}-{digest}.onnx"
     if not path.is_file():
+        log.info("once per models folder: exporting the image classifier to ONNX in %s", cache_dir)
         _export_efficientnet_lite0(weights, path)
     try:
         return OnnxClassifier(path, threads)

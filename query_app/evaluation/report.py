@@ -8,7 +8,7 @@ import html
 import shutil
 from pathlib import Path
 
-from .evaluate import Evaluation
+from query_app.evaluation.evaluate import Evaluation
 
 CJK_FONTS = ("Noto Sans CJK KR", "Noto Sans CJK JP", "Noto Sans CJK SC")
 

@@ -10,7 +10,7 @@ A labels file (JSONL) has one query per line::
 
 where each relevant scene is ``<video file name or video id>#<scene index>``; ``language``,
 ``kind`` and ``split`` are optional. The project's own labelled set is built by
-:mod:`query_app.eval_set` (``tving eval --build DIR``).
+:mod:`query_app.evaluation.labelled_set` (``tving eval --build DIR``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from query_app.evaluation.metrics import RetrievalScores, retrieval_scores
+from query_app.search import SIGNALS, FusionWeights, SceneSearch
 from tving_resources.errors import ConfigError
-
-from .metrics import RetrievalScores, retrieval_scores
-from .search import SIGNALS, FusionWeights, SceneSearch
 
 DEPTH = 10  # results looked at per query
 DEFAULT_WEIGHTS = FusionWeights()

@@ -12,7 +12,7 @@ connections it serves at once:
   listen queue (they hold no descriptor of the server), so the server never runs out of file
   descriptors for its own files;
 - bodies: a body that stops arriving for ``body_idle_timeout_s`` is answered 408 by the guard
-  (:mod:`query_app.guard`).
+  (:mod:`query_app.web.guard`).
 
 The app is built in Granian's worker process from :class:`ServeOptions`, handed over as JSON in
 an environment variable (the worker imports :func:`app_from_environment`).
@@ -84,8 +84,8 @@ def app_from_environment():
     """The ASGI app, built in Granian's worker from the options ``serve`` left in the environment."""
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-    from .api import create_app
-    from .guard import AccessPolicy
+    from query_app.web.app import create_app
+    from query_app.web.guard import AccessPolicy
 
     options = ServeOptions.from_json(os.environ[OPTIONS_VARIABLE])
     policy = AccessPolicy(
@@ -139,7 +139,7 @@ def run(options: ServeOptions) -> None:
     if options.tls_cert:
         tls = {"ssl_cert": Path(options.tls_cert), "ssl_key": Path(options.tls_key or options.tls_cert)}
     Granian(
-        "query_app.server:app_from_environment",
+        "query_app.web.server:app_from_environment",
         factory=True,
         address=options.host,
         port=options.port,

@@ -6,27 +6,49 @@
 3. Every candidate gets all three scores (vector similarities are recomputed exactly from the
    stored vectors, so a scene found by one signal is not penalised for missing another's list),
    and the scores are fused (see :data:`FUSION_METHODS`; the default was chosen by measurement,
-   see ``query_app.evaluate``).
+   see ``query_app.evaluation.evaluate``).
 4. The best frame of each scene is chosen by its frame vectors; one result per scene.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import threadpoolctl
 
+from query_app.search.fusion import (
+    DEFAULT_FUSION,
+    FUSION_METHODS,
+    FusionWeights,
+    best_frame,
+    best_frames,
+    squash_bm25,
+    vector_matrix,
+)
+from query_app.search.results import (
+    DEFAULT_MIN_SCORE,
+    DISPLAY_COLUMNS,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    SCORE_COLUMNS,
+    SHOW_COLUMNS,
+    SIGNALS,
+    QueryError,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    elapsed_ms,
+    has_hangul,
+    snippet,
+)
 from tving_resources.config import Paths, resolve_paths
 from tving_resources.models.runtime import ModelRuntime
 from tving_resources.store.scene_store import (
@@ -37,123 +59,6 @@ from tving_resources.store.scene_store import (
     table_stamp,
 )
 from tving_resources.store.tables import TableRegistry
-
-# What a result shows; what scoring a candidate needs.
-DISPLAY_COLUMNS = [
-    "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
-    "ocr_text", "keyframe_times", "thumbnails",
-]  # fmt: skip
-SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
-SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
-# Below this fused score a result is not shown ("no good match"), per profile. Off by default:
-# `tving eval` measures a threshold, and on the project's set it also drops 6.5% of relevant
-# results (README, "Search quality").
-DEFAULT_MIN_SCORE = {"lite": 0.0, "full": 0.0}
-SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
-log = logging.getLogger("tving.search")
-MAX_QUERY_CHARS = 500
-MAX_K = 50
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_SNIPPET_CHARS = 240
-
-
-def has_hangul(text: str) -> bool:
-    return bool(_HANGUL.search(text))
-
-
-@dataclass(frozen=True)
-class FusionWeights:
-    caption: float = 1.0
-    transcript: float = 1.0
-    text: float = 1.0  # full-text (BM25) signal
-    frame: float = 0.0  # weight of the best-frame score in the scene score
-
-
-def fuse_max(scores: dict[str, np.ndarray], weights: FusionWeights) -> np.ndarray:
-    """The strongest weighted signal wins: a signal with no match cannot drown a strong one."""
-    parts = [getattr(weights, name) * s for name, s in scores.items() if getattr(weights, name) > 0]
-    return np.max(parts, axis=0)
-
-
-def fuse_sum(scores: dict[str, np.ndarray], weights: FusionWeights) -> np.ndarray:
-    total = sum(getattr(weights, name) for name in scores) or 1.0
-    return sum(getattr(weights, name) * s for name, s in scores.items()) / total
-
-
-def fuse_rrf(scores: dict[str, np.ndarray], weights: FusionWeights, k: int = 60) -> np.ndarray:
-    """Reciprocal-rank fusion over the candidate set (ranks within each signal)."""
-    fused = np.zeros(len(next(iter(scores.values()))), dtype=np.float64)
-    for name, s in scores.items():
-        ranks = np.empty(len(s))
-        ranks[np.argsort(-s, kind="stable")] = np.arange(1, len(s) + 1)
-        fused += getattr(weights, name) / (k + ranks)
-    return fused
-
-
-FUSION_METHODS: dict[str, Callable[[dict[str, np.ndarray], FusionWeights], np.ndarray]] = {
-    "max": fuse_max,
-    "sum": fuse_sum,
-    "rrf": fuse_rrf,
-}
-DEFAULT_FUSION = "max"
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    rank: int
-    score: float
-    scene_id: str
-    video_id: str
-    video_name: str
-    video_path: str
-    scene_index: int
-    start: float
-    end: float
-    timestamp: float  # of the chosen frame
-    thumbnail: str  # relative to the artifacts folder (what the web API serves)
-    thumbnail_path: str  # absolute path on this machine
-    caption: str
-    transcript_snippet: str
-    onscreen_text: str  # text read on the scene's frames
-    scores: dict[str, float]  # per signal: caption, transcript, text, frame
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class SearchResponse:
-    query: str
-    query_used: str  # the translated text when the query was translated
-    translated: bool
-    fusion: str
-    results: tuple[SearchResult, ...]
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "query": self.query,
-            "query_used": self.query_used,
-            "translated": self.translated,
-            "fusion": self.fusion,
-            "results": [r.to_dict() for r in self.results],
-            "timings_ms": self.timings_ms,
-        }
-
-
-class QueryError(ValueError):
-    """The query or its options are invalid; the message says how."""
-
-
-@dataclass(frozen=True)
-class SearchRequest:
-    """A validated query with its options (see :meth:`SceneSearch.prepare`)."""
-
-    query: str
-    k: int
-    where: str | None
-    per_video: int | None
-    min_score: float = 0.0  # results scoring less are left out ("no good match")
 
 
 @dataclass
@@ -253,8 +158,12 @@ class SceneSearch:
         ):
             if before and before != now:
                 overrides[role] = before
-        encoders = ModelRuntime(replace(self.runtime.config, model_overrides=overrides))
+        encoders = ModelRuntime(self.runtime.config.model_copy(update={"model_overrides": overrides}))
         return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), encoders
+
+    def has_index(self) -> bool:
+        """Whether this profile's scene table exists (known without loading any model)."""
+        return table_stamp(self.uri, self._registry.live_name(self.runtime.profile.name)) is not None
 
     def warm_up(self) -> dict[str, float]:
         """Load the query-side models and open the table; seconds per step."""
@@ -331,7 +240,7 @@ class SceneSearch:
             if live_store.stamp.transcript_model
             else qvecs
         )
-        timings = {"batch_size": len(requests), "encode": _ms(clock)}
+        timings = {"batch_size": len(requests), "encode": elapsed_ms(clock)}
         return _EncodedBatch(
             list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings, store, tvecs
         )
@@ -341,7 +250,7 @@ class SceneSearch:
         for every candidate on every signal, fusion, best frames."""
         clock = time.perf_counter()
         hits = self._candidates(batch)
-        timings = {**batch.timings, "candidates": _ms(clock)}
+        timings = {**batch.timings, "candidates": elapsed_ms(clock)}
 
         clock = time.perf_counter()
         # Two small reads instead of one big one: the scoring columns of every candidate, then
@@ -351,8 +260,8 @@ class SceneSearch:
             batch.store, {row_id for request_hits in hits for row_id, _ in request_hits}, score_columns
         )
         # every candidate against every query of the batch, in two matrix products
-        caption_sims = _matrix(rows.column("caption_vector")) @ batch.qvecs.T
-        transcript_sims = _matrix(rows.column("transcript_vector")) @ batch.tvecs.T
+        caption_sims = vector_matrix(rows.column("caption_vector")) @ batch.qvecs.T
+        transcript_sims = vector_matrix(rows.column("transcript_vector")) @ batch.tvecs.T
         video_ids = rows.column("video_id").to_pylist()
         ranked = [
             self._rank(request, i, rows, position, hits[i], caption_sims, transcript_sims, video_ids, batch.fvecs[i])
@@ -363,7 +272,7 @@ class SceneSearch:
         shown, shown_position = self._take_rows(batch.store, picked, [c for c in SHOW_COLUMNS if c in present])
         shown_rows = shown.select([c for c in DISPLAY_COLUMNS if c in present]).to_pylist()
         frames = shown.column("frame_vectors").combine_chunks()
-        timings["rank"] = _ms(clock)
+        timings["rank"] = elapsed_ms(clock)
         timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
 
         responses = []
@@ -371,7 +280,7 @@ class SceneSearch:
             results = []
             for row_id, score, signals in ranked[i]:
                 j = shown_position[row_id]  # same table version as the candidates: always there
-                frame_score, frame = _best_frame(frames[j].values, batch.fvecs[i])
+                frame_score, frame = best_frame(frames[j].values, batch.fvecs[i])
                 signals = {**signals, "frame": frame_score}
                 results.append(self._result(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i]))
             responses.append(
@@ -438,11 +347,11 @@ class SceneSearch:
         scores = {
             "caption": caption_sims[rows_at, query_index],
             "transcript": transcript_sims[rows_at, query_index],
-            "text": np.array([_squash_bm25(bm25.get(row_id, 0.0)) for row_id in row_ids], dtype=np.float32),
+            "text": np.array([squash_bm25(bm25.get(row_id, 0.0)) for row_id in row_ids], dtype=np.float32),
         }
         fused = FUSION_METHODS[self.fusion](scores, self.weights)
         if self.weights.frame > 0:
-            fused = fused + self.weights.frame * _best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
+            fused = fused + self.weights.frame * best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
         picks: list[tuple[int, float, dict[str, float]]] = []
         per_video_count: dict[str, int] = {}
         for i in np.argsort(-fused, kind="stable"):
@@ -492,148 +401,3 @@ class SceneSearch:
             onscreen_text=row.get("ocr_text") or "",
             scores={k: round(v, 4) for k, v in signals.items()},
         )
-
-
-class SearchBatcher:
-    """Groups concurrent searches into batches, and overlaps consecutive batches.
-
-    The collector waits up to ``max_wait_ms`` after a batch's first request for others to join
-    (over HTTP, clients' next requests arrive a little after their answers, and a LanceDB query
-    costs several milliseconds whatever the batch size). Two threads form a pipeline: one encodes
-    batch n+1 (its full-text queries already running) while the other answers batch n.
-    Measured over HTTP on 2 cores, 8 clients, 100k rows (``tving bench serve``): 53 queries/s with
-    a 5 ms wait, 42 without, 32 without batching (``--max-batch 1``).
-    """
-
-    def __init__(self, engine: SceneSearch, max_batch: int = 16, max_wait_ms: float = 0.0):
-        self.engine = engine
-        self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000
-        self._incoming: queue.SimpleQueue = queue.SimpleQueue()
-        self._encoded: queue.Queue = queue.Queue(maxsize=1)
-        self._threads = [
-            threading.Thread(target=self._collect_and_encode, name="tving-search-encode", daemon=True),
-            threading.Thread(target=self._answer, name="tving-search-answer", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, query: str, **options: Any) -> Future:
-        """Validate now (raises :class:`QueryError`), answer later: returns a Future."""
-        request = self.engine.prepare(query, **options)
-        future: Future = Future()
-        self._incoming.put((request, future))
-        return future
-
-    def close(self) -> None:
-        self._incoming.put(None)
-
-    def _collect_and_encode(self) -> None:
-        while True:
-            item = self._incoming.get()
-            if item is None:
-                self._encoded.put(None)
-                return
-            batch = [item]
-            deadline = time.perf_counter() + self.max_wait
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._incoming.get(timeout=max(0.0, deadline - time.perf_counter()))
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._incoming.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            # a request whose caller went away (cancelled) is dropped here, not answered
-            batch = [(request, future) for request, future in batch if future.set_running_or_notify_cancel()]
-            if not batch:
-                continue
-            try:
-                self._encoded.put((batch, self.engine._encode([request for request, _ in batch])))
-            except Exception:
-                self._encoded.put((batch, None))
-
-    def _answer(self) -> None:
-        while True:
-            item = self._encoded.get()
-            if item is None:
-                return
-            batch, encoded = item
-            try:
-                if encoded is None:
-                    raise RuntimeError("the batch could not be encoded")
-                responses = self.engine._answer(encoded)
-            except Exception:
-                log.warning("a search batch failed; answering its %d requests one by one", len(batch))
-                for request, future in batch:
-                    try:
-                        _settle(future, result=self.engine.search_batch([request])[0])
-                    except Exception as exc:
-                        _settle(future, error=exc)
-                continue
-            for (_, future), response in zip(batch, responses, strict=True):
-                _settle(future, result=response)
-
-
-def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
-    """Hand a result to a waiting caller; a caller that went away meanwhile is skipped."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        pass
-
-
-def _matrix(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size-list column of vectors as an (n, dim) float32 matrix, without Python lists."""
-    array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
-
-
-def _best_frames(column: pa.ChunkedArray, fvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per scene: the best frame's similarity to the query, and that frame's position."""
-    lists = column.combine_chunks()
-    sims = _matrix(pa.chunked_array([lists.flatten()])) @ fvec if len(lists.flatten()) else np.zeros(0)
-    offsets = lists.offsets.to_numpy()
-    best_scores = np.zeros(len(lists), dtype=np.float32)
-    best_index = np.zeros(len(lists), dtype=np.int64)
-    for i in range(len(lists)):
-        lo, hi = offsets[i], offsets[i + 1]
-        if hi > lo:
-            j = int(np.argmax(sims[lo:hi]))
-            best_scores[i], best_index[i] = sims[lo + j], j
-    return best_scores, best_index
-
-
-def _best_frame(frame_vectors: pa.Array, fvec: np.ndarray) -> tuple[float, int]:
-    """(similarity, position) of the frame closest to the query among one scene's frames."""
-    if len(frame_vectors) == 0:
-        return 0.0, 0
-    sims = _matrix(pa.chunked_array([frame_vectors])) @ fvec
-    best = int(np.argmax(sims))
-    return float(sims[best]), best
-
-
-def _squash_bm25(score: float, scale: float = 5.0) -> float:
-    """Map an unbounded BM25 score to [0, 1) so it is comparable with cosine similarities."""
-    return 1.0 - math.exp(-max(score, 0.0) / scale)
-
-
-def snippet(text: str, query: str, width: int = _SNIPPET_CHARS) -> str:
-    """Up to ``width`` characters of ``text`` around the first query word found in it."""
-    text = " ".join((text or "").split())
-    if len(text) <= width:
-        return text
-    lowered = text.lower()
-    hits = [lowered.find(w) for w in re.findall(r"\w{3,}", query.lower())]
-    hits = [h for h in hits if h >= 0]
-    start = max(0, min(hits) - width // 3) if hits else 0
-    end = min(len(text), start + width)
-    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)

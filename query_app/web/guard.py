@@ -10,7 +10,7 @@
    time through their browser. Clients that send neither (scripts) are not browsers.
 4. **Token**: with a token set, every request but the login page, liveness and static files needs
    it (``Authorization: Bearer``, ``X-Tving-Token``), or the session cookie the login page sets
-   (a signed session id, never the token: see :mod:`query_app.sessions`). Wrong tokens are
+   (a signed session id, never the token: see :mod:`query_app.web.sessions`). Wrong tokens are
    throttled per client address (429 with ``Retry-After``).
 5. **Body limit while it streams**: a declared ``Content-Length`` over the limit is answered 413
    at once; a body that grows past it while arriving is cut off and answered 413, whatever the
@@ -19,7 +19,7 @@
 Everything here is linear in the size of the request: the cookie header in particular is split
 by hand, not parsed with ``http.cookies`` (whose unquoting is quadratic on Python 3.11 before
 3.11.10, CVE-2024-7592: one 200 KB header held the event loop for a minute). Header size and
-count are bounded before this by the HTTP server (:mod:`query_app.server`), and again here.
+count are bounded before this by the HTTP server (:mod:`query_app.web.server`), and again here.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .sessions import SESSION_COOKIE, LoginThrottle, SessionStore
+from query_app.web.sessions import SESSION_COOKIE, LoginThrottle, SessionStore
 
 log = logging.getLogger("tving.guard")
 

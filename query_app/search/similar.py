@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from query_app.search.engine import SceneSearch
+from query_app.search.fusion import best_frames
+from query_app.search.results import DISPLAY_COLUMNS, SHOW_COLUMNS, QueryError, SearchResponse, elapsed_ms
 from tving_resources.ids import is_video_id
-
-from .search import DISPLAY_COLUMNS, SHOW_COLUMNS, QueryError, SceneSearch, SearchResponse, _best_frames, _ms
 
 SCENE_ID_CHARS = 16  # ":" and 5 digits after the video id
 
@@ -37,7 +38,7 @@ class SimilarSearch:
     def by_image(self, image: Image.Image, **options: Any) -> SearchResponse:
         clock = time.perf_counter()
         fvec = self.engine.encoders.frame_encoder().encode_images([image.convert("RGB")])[0]
-        return self._search(fvec, "an image", options, {"encode": _ms(clock)})
+        return self._search(fvec, "an image", options, {"encode": elapsed_ms(clock)})
 
     def by_scene(self, scene_id: str, **options: Any) -> SearchResponse:
         """Scenes like ``scene_id`` (itself left out), from its own frame vectors."""
@@ -67,8 +68,8 @@ class SimilarSearch:
         else:
             query = store.table().search().select(columns).limit(None)
             rows = (query.where(request.where) if request.where else query).to_arrow()
-        timings["candidates"] = _ms(clock)
-        scores, best = _best_frames(rows.column("frame_vectors"), fvec) if rows.num_rows else (np.zeros(0), None)
+        timings["candidates"] = elapsed_ms(clock)
+        scores, best = best_frames(rows.column("frame_vectors"), fvec) if rows.num_rows else (np.zeros(0), None)
         shown = rows.select([c for c in DISPLAY_COLUMNS if c in present]).to_pylist()
         results, per_video = [], {}
         for i in np.argsort(-scores, kind="stable"):
@@ -84,5 +85,5 @@ class SimilarSearch:
             results.append(engine._result(len(results) + 1, score, row, int(best[i]), {"frame": score}, ""))
             if len(results) == request.k:
                 break
-        timings["rank"] = _ms(clock)
+        timings["rank"] = elapsed_ms(clock)
         return SearchResponse(label, label, False, "frame", tuple(results), timings)

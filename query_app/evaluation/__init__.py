@@ -1,0 +1,1 @@
+"""Search quality: labelled queries, recall@k and MRR per kind, the evaluation set, reports."""

@@ -1,0 +1,1 @@
+"""The web pages and HTTP API (FastAPI on Granian), and what guards them."""

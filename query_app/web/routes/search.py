@@ -1,0 +1,96 @@
+"""Search: by text, by image, by a scene; the search page."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, create_model
+
+from query_app.search import MAX_K, MAX_QUERY_CHARS, SearchResponse, SearchResult
+from query_app.web.state import MAX_FILTER_IDS, MAX_SECONDS, AppState, app_state
+from query_app.web.uploads import read_image
+
+router = APIRouter()
+State = Annotated[AppState, Depends(app_state)]
+
+
+def _response_model(cls: type, name: str, **extra: Any) -> type[BaseModel]:
+    """An OpenAPI model derived from a query-app dataclass (plus fields the API adds)."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {f.name: (hints[f.name], ...) for f in dataclasses.fields(cls)}
+    return create_model(name, **{**fields, **extra})
+
+
+SearchResultOut = _response_model(SearchResult, "SearchResultOut", thumbnail_url=(str, ...), stream_url=(str, ...))
+SearchOut = _response_model(SearchResponse, "SearchOut", results=(list[SearchResultOut], ...))
+
+
+@router.get("/search", tags=["search"], responses={200: {"model": SearchOut}}, response_class=JSONResponse)
+async def search(
+    state: State,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Korean or English")],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    video: Annotated[list[str] | None, Query(description=f"only these video ids (at most {MAX_FILTER_IDS})")] = None,
+    start: Annotated[
+        float | None, Query(ge=0, le=MAX_SECONDS, allow_inf_nan=False, description="scenes ending after (s)")
+    ] = None,
+    end: Annotated[
+        float | None, Query(gt=0, le=MAX_SECONDS, allow_inf_nan=False, description="scenes starting before (s)")
+    ] = None,
+    per_video: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
+    min_score: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default: the profile's")
+    ] = None,
+) -> JSONResponse:
+    """Top-k frames for a query. (Returned as a plain JSON response: FastAPI's generic
+    encoder costs more CPU per query than the rest of the request handling.)"""
+    return JSONResponse(await state.run_search(q, k, video, start, end, per_video, min_score))
+
+
+@router.post("/search/image", tags=["search"])
+async def search_image(
+    state: State,
+    file: Annotated[UploadFile, File(description="an image (JPEG, PNG, WebP)")],
+    k: Annotated[int, Form(ge=1, le=MAX_K)] = 5,
+    min_score: Annotated[float | None, Form(ge=0, le=1, allow_inf_nan=False)] = None,
+) -> dict[str, Any]:
+    """Frames that look like an image (lite: its labels; full: its CLIP embedding)."""
+    return await state.run_similar(await read_image(file, state.decode_slots), None, k, min_score)
+
+
+@router.get("/search/similar", tags=["search"])
+async def search_similar(
+    state: State,
+    scene: Annotated[str, Query(max_length=80, description="a scene id from a result: <video id>:<5 digits>")],
+    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    min_score: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
+) -> dict[str, Any]:
+    """More like this: scenes whose frames look like the given scene's (it is left out)."""
+    return await state.run_similar(None, scene, k, min_score)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def search_page(request: Request, state: State, q: str = "", k: int = 5, similar: str = "") -> HTMLResponse:
+    context: dict[str, Any] = {"q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search"}
+    try:
+        if similar:
+            context.update(await state.run_similar(None, similar[:100], max(1, min(k, MAX_K)), None))
+        elif q.strip():
+            context.update(await state.run_search(q[:MAX_QUERY_CHARS], max(1, min(k, MAX_K)), None, None, None, None))
+    except HTTPException as exc:
+        context["error"] = exc.detail
+    return state.templates.TemplateResponse(request, "search.html", context)
+
+
+@router.post("/", response_class=HTMLResponse, include_in_schema=False)
+async def image_search_page(request: Request, state: State, image: Annotated[UploadFile, File()]) -> HTMLResponse:
+    context: dict[str, Any] = {"q": "", "results": None, "error": None, "page": "search"}
+    try:
+        context.update(await state.run_similar(await read_image(image, state.decode_slots), None, 5, None))
+    except HTTPException as exc:
+        context["error"] = exc.detail
+    return state.templates.TemplateResponse(request, "search.html", context)
