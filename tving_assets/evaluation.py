@@ -17,11 +17,10 @@ from tving_resources.errors import ConfigError
 def evaluate_built_set(folder: Path, tune: bool = True) -> Evaluation:
     """Build the project's labelled set in ``folder`` (reused when there), index it with the
     current profile into ``folder/home`` (unchanged videos are not recomputed), and evaluate."""
+    from query_app.evaluation.labelled_set import build
     from tving_assets.definitions import build_resources  # the indexing goes through Dagster
     from tving_assets.indexing import index_videos
     from tving_assets.resources import TvingSettings
-
-    from .eval_set import build
 
     built = build(folder)
     home = folder / "home"

@@ -60,7 +60,7 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
         )
         for r in plan.remove
     ]
-    if not run_requests:
+    if not run_requests and listing.complete and plan.removals_skipped is None:  # else: keep the skip reason
         run_requests += _refresh_after_indexing(context, catalog)
     # every requested video, not only new ones: a tick made again after a failure must add the
     # partitions its first attempt may not have added (adding an existing partition is a no-op)

@@ -41,7 +41,7 @@ def search(query, image_path, similar_to, min_score, k, video_ids, start, end, p
         if not engine.has_index():  # said before any model loads
             paths = engine.paths
             fail(
-                f"nothing is indexed in {paths.home} for the {engine.runtime.profile.name} profile yet: index videos "
+                f"nothing is indexed in {paths.home} yet: index videos "
                 f"first (tving index PATH, or drop them into {paths.videos_dir} while `tving ui` runs)"
             )
         if query is not None:

@@ -55,6 +55,8 @@ from tving_resources.store.scene_store import (
     AnnSettings,
     SceneFilter,
     SceneStore,
+    connect,
+    list_table_names,
     runtime_stamp,
     table_stamp,
 )
@@ -162,8 +164,12 @@ class SceneSearch:
         return SceneStore(self.uri, stamp, table_name=name, ann=self.ann), encoders
 
     def has_index(self) -> bool:
-        """Whether this profile's scene table exists (known without loading any model)."""
-        return table_stamp(self.uri, self._registry.live_name(self.runtime.profile.name)) is not None
+        """Whether any profile's scene table exists (known without loading any model; another
+        profile's table is the store's to explain when it is read)."""
+        try:
+            return any(name.startswith("scenes_") for name in list_table_names(connect(self.uri)))
+        except (OSError, ValueError, RuntimeError):
+            return False
 
     def warm_up(self) -> dict[str, float]:
         """Load the query-side models and open the table; seconds per step."""
