@@ -17,7 +17,8 @@ from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
 from tving_resources.index.lifecycle import display_name
-from tving_resources.store.scene_store import connect, table_name_for
+from tving_resources.store.scene_store import connect
+from tving_resources.store.schema import table_name_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ from conftest import make_resources
 from tving_dev.local_cluster import LocalCluster, postgres_bin, running_cluster, wait_for
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.errors import ConfigError
-from tving_resources.store.scene_store import connect, table_name_for
+from tving_resources.store.scene_store import connect
+from tving_resources.store.schema import table_name_for
 
 pytestmark = pytest.mark.slow
 OLD = 1_000_000_000

@@ -13,7 +13,8 @@ import pytest
 
 from tving_resources.config import resolve_paths
 from tving_resources.models.runtime import ModelRuntime
-from tving_resources.store.scene_store import SceneStore, runtime_stamp
+from tving_resources.store.scene_store import SceneStore
+from tving_resources.store.schema import runtime_stamp
 
 pytestmark = pytest.mark.slow
 WRITERS, ROUNDS = 4, 12
@@ -25,7 +26,8 @@ def _writer_script(uri: str, video_id: str, stamp: dict) -> str:
         import sys, json
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_store import rows
-        from tving_resources.store.scene_store import ModelStamp, SceneStore
+        from tving_resources.store.schema import ModelStamp
+        from tving_resources.store.scene_store import SceneStore
         stamp = ModelStamp(**{stamp!r})
         store = SceneStore({uri!r}, stamp)
         for round_ in range({ROUNDS}):
@@ -40,7 +42,7 @@ def _maintenance_script(uri: str) -> str:
     return textwrap.dedent(
         f"""
         import time
-        from tving_resources.store.scene_store import refresh_all_indexes
+        from tving_resources.store.maintenance import refresh_all_indexes
         for _ in range(6):
             refresh_all_indexes({uri!r}, ann_min_rows=10)  # full-text, scalar and ANN indexes, compaction
             time.sleep(0.2)

@@ -19,7 +19,8 @@ from conftest import make_resources
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
 from tving_resources.index.locks import video_lock
-from tving_resources.store.scene_store import connect, table_name_for
+from tving_resources.store.scene_store import connect
+from tving_resources.store.schema import table_name_for
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ import pytest
 
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
-from tving_resources.store.scene_store import connect, table_name_for
+from tving_resources.store.scene_store import connect
+from tving_resources.store.schema import table_name_for
 
 pytestmark = pytest.mark.slow
 TVING = str(Path(sys.executable).parent / "tving")

@@ -260,7 +260,7 @@ def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech
     from tving_assets.indexing import index_videos
     from tving_cli.main import main
     from tving_resources.config import resolve_paths
-    from tving_resources.store.scene_store import inspect_tables
+    from tving_resources.store.maintenance import inspect_tables
 
     home = tmp_path / "home"
     resources = make_resources(home)
@@ -288,7 +288,8 @@ def test_full_profile_index_end_to_end_then_search(tmp_path, tiny_models, speech
 
 
 def test_lite_query_on_a_full_table_fails_clearly(tmp_path):
-    from tving_resources.store.scene_store import ModelStamp, SceneStore
+    from tving_resources.store.scene_store import SceneStore
+    from tving_resources.store.schema import ModelStamp
 
     uri = str(tmp_path / "db")
     full = ModelStamp("full", "WhereIsAI/UAE-Large-V1", 1024, "ViT-L-14/openai", 768, "qwen", "whisper")
@@ -298,7 +299,7 @@ def test_lite_query_on_a_full_table_fails_clearly(tmp_path):
 
 
 def test_bench_models_runs_on_tiny_models(tiny_models):
-    from tving_dev.bench.core import run_models_benchmark
+    from tving_dev.bench.indexing import run_models_benchmark
 
     report = run_models_benchmark("full", tiny=True, frames=8, scenes=2, models_dir=str(tiny_models))
     assert set(report["stages"]) == {"frame_encoder", "captioner", "text_encoder", "speech"}

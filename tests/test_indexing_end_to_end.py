@@ -12,7 +12,7 @@ from media import SPOKEN_SCENES
 from tving_resources.config import resolve_paths
 from tving_resources.ids import video_id_for
 from tving_resources.media.scenes import SceneDetection
-from tving_resources.store.scene_store import inspect_tables
+from tving_resources.store.maintenance import inspect_tables
 
 pytestmark = pytest.mark.slow
 

@@ -246,7 +246,7 @@ def test_full_profile_finds_korean_speech_with_a_korean_query(tmp_path, tiny_mod
     from tving_assets.indexing import index_videos
     from tving_resources.config import resolve_paths
     from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
-    from tving_resources.store.scene_store import inspect_tables
+    from tving_resources.store.maintenance import inspect_tables
 
     folder = tmp_path / "videos"
     folder.mkdir()

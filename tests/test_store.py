@@ -8,16 +8,9 @@ import pyarrow.compute
 import pytest
 
 from tving_resources.errors import ProfileMismatchError, StoreError
-from tving_resources.store.scene_store import (
-    ModelStamp,
-    SceneFilter,
-    SceneStore,
-    delete_video_everywhere,
-    inspect_tables,
-    refresh_table_indexes,
-    scene_id,
-    scene_schema,
-)
+from tving_resources.store.maintenance import delete_video_everywhere, inspect_tables, refresh_table_indexes
+from tving_resources.store.scene_store import SceneFilter, SceneStore
+from tving_resources.store.schema import ModelStamp, scene_id, scene_schema
 
 STAMP = ModelStamp("lite", "text-m", 8, "frame-m", 4, "cap-m", "speech-m")
 

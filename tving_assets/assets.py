@@ -37,7 +37,7 @@ from tving_resources.media.subtitles import MODES as SUBTITLE_MODES
 from tving_resources.media.subtitles import sidecar_signature, transcribe_with_subtitles
 from tving_resources.media.video import VideoInfo, ensure_unchanged, fingerprint_file, probe_video, regular_file_stat
 from tving_resources.models.wrappers.speech import Transcript
-from tving_resources.store.scene_store import runtime_stamp
+from tving_resources.store.schema import runtime_stamp
 from tving_resources.store.tables import TableRegistry
 
 from .checks import (
@@ -432,7 +432,7 @@ def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.Materi
     """Full-text index (and ANN indexes once a table is large) of every scene table; compaction;
     and the garbage of crashed runs (unreferenced results, staging folders, orphan folders)."""
     from tving_resources.index.lifecycle import collect_garbage
-    from tving_resources.store.scene_store import refresh_all_indexes
+    from tving_resources.store.maintenance import refresh_all_indexes
 
     with user_errors_as_failures():
         uri = lancedb.resolved_uri(settings)

@@ -18,7 +18,9 @@ from tving_resources.index.artifacts import ArtifactStore
 from tving_resources.index.locks import video_lock
 from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 from tving_resources.settings import IndexSettings
-from tving_resources.store.scene_store import ModelStamp, SceneStore, delete_video_everywhere
+from tving_resources.store.maintenance import delete_video_everywhere
+from tving_resources.store.scene_store import SceneStore
+from tving_resources.store.schema import ModelStamp
 
 
 class TvingSettings(dg.ConfigurableResource, IndexSettings):

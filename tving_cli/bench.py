@@ -31,7 +31,7 @@ def bench(ctx: click.Context, profile_name: str | None, tiny: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def bench_index(paths: tuple[str, ...], no_ocr: bool, as_json: bool) -> None:
     """Index PATHS (default: the sample videos) into a fresh temporary home; report speed and memory."""
-    from tving_dev.bench.core import run_index_benchmark
+    from tving_dev.bench.indexing import run_index_benchmark
 
     report = run_index_benchmark([Path(p) for p in paths] or None, ocr=not no_ocr)
     echo_json(report) if as_json else click.echo(report["summary"])
@@ -84,7 +84,7 @@ def bench_library(clips: int, sensor_interval: int, no_cluster: bool, no_local: 
 @click.option("--json", "as_json", is_flag=True)
 def bench_sensor(files: int, ticks: int, as_json: bool) -> None:
     """Sensor tick time over a large watched folder: a flood of new files, then the steady state."""
-    from tving_dev.bench.core import run_sensor_benchmark
+    from tving_dev.bench.indexing import run_sensor_benchmark
 
     report = run_sensor_benchmark(files=files, ticks=ticks)
     echo_json(report) if as_json else click.echo(report["summary"])
@@ -110,7 +110,7 @@ def bench_status(videos: int, runs: int, db_dir: str | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True)
 def bench_search(rows: int, queries: int, db_dir: str | None, as_json: bool) -> None:
     """Search latency over synthetic scene rows (model loaded first, reported separately)."""
-    from tving_dev.bench.core import run_search_benchmark
+    from tving_dev.bench.search import run_search_benchmark
 
     report = run_search_benchmark(rows=rows, queries=queries, db_dir=db_dir)
     echo_json(report) if as_json else click.echo(report["summary"])
@@ -124,7 +124,7 @@ def bench_search(rows: int, queries: int, db_dir: str | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True)
 def bench_models(profile_name: str, tiny: bool, frames: int, scenes: int, as_json: bool) -> None:
     """Per-model throughput on real sample media: frames/s, scenes/s, audio s/s; GPU memory."""
-    from tving_dev.bench.core import run_models_benchmark
+    from tving_dev.bench.indexing import run_models_benchmark
 
     try:
         report = run_models_benchmark(profile_name, tiny=tiny, frames=frames, scenes=scenes)
@@ -145,7 +145,7 @@ def bench_serve(
     rows: int, clients: int, requests_: int, db_dir: str | None, max_batch: int, batch_wait_ms: float, as_json: bool
 ) -> None:
     """/search over HTTP with concurrent clients against `tving serve` on loopback (after warm-up)."""
-    from tving_dev.bench.core import run_serve_benchmark
+    from tving_dev.bench.search import run_serve_benchmark
 
     report = run_serve_benchmark(
         rows=rows, clients=clients, requests=requests_, db_dir=db_dir, max_batch=max_batch, batch_wait_ms=batch_wait_ms

@@ -46,7 +46,7 @@ def status(as_json: bool) -> None:
     """Indexed videos, scenes, table size and models, per profile table."""
     from tving_resources.catalog.video_catalog import VideoCatalog
     from tving_resources.config import resolve_paths
-    from tving_resources.store.scene_store import inspect_tables
+    from tving_resources.store.maintenance import inspect_tables
 
     paths = resolve_paths()
     try:
@@ -116,7 +116,7 @@ def tables(ctx: click.Context, as_json: bool) -> None:
         return
     from tving_resources.config import resolve_paths
     from tving_resources.models.profiles import PROFILES
-    from tving_resources.store.scene_store import inspect_tables
+    from tving_resources.store.maintenance import inspect_tables
     from tving_resources.store.tables import TableRegistry
 
     uri = resolve_paths().lancedb_uri

@@ -24,7 +24,7 @@ from tving_resources.index.pipeline import KeyframeSettings
 from tving_resources.media.scenes import SceneSettings
 from tving_resources.media.video import MediaLimits, media_limits
 from tving_resources.models.runtime import ModelRuntime
-from tving_resources.store.scene_store import SCHEMA_VERSION
+from tving_resources.store.schema import SCHEMA_VERSION
 
 # Bump when the probe's code changes what it produces: stored results of the old code are not reused.
 PROBE_VERSION = 2

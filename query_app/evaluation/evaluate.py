@@ -190,7 +190,7 @@ def choose_min_score(
 def korean_full_text(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict[str, dict]:
     """Korean queries, full-text alone, through each index: word tokens (what English needs) and
     character n-grams (what Korean particles and compounds need)."""
-    from tving_resources.store.scene_store import FTS_COLUMN, NGRAM_FTS_COLUMN
+    from tving_resources.store.schema import FTS_COLUMN, NGRAM_FTS_COLUMN
 
     korean = [q for q in queries if q.language == "ko"]
     out = {}

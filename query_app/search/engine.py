@@ -57,9 +57,9 @@ from tving_resources.store.scene_store import (
     SceneStore,
     connect,
     list_table_names,
-    runtime_stamp,
     table_stamp,
 )
+from tving_resources.store.schema import runtime_stamp
 from tving_resources.store.tables import TableRegistry
 
 

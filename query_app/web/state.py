@@ -173,7 +173,7 @@ class AppState:
         return self.public(items)
 
     def scene_tables(self) -> list[dict[str, Any]]:
-        from tving_resources.store.scene_store import inspect_tables
+        from tving_resources.store.maintenance import inspect_tables
         from tving_resources.store.tables import TableRegistry
 
         try:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tving_dev.bench.core import SyntheticText, _peak_rss_mb, _percentile, synthetic_scene_columns
+from tving_dev.bench.measure import peak_rss_mb, percentile
+from tving_dev.bench.search import SyntheticText, synthetic_scene_columns
 
 CANDIDATES = {
     "ivf_pq": lambda n: ("IvfPq", {"num_partitions": _partitions(n), "num_sub_vectors": 96}),
@@ -50,7 +51,9 @@ def build_table(uri: str, rows: int, runtime, folder: Path, anchors: int = 20_00
     """The synthetic table (reused when it holds ``rows`` rows already)."""
     import pyarrow as pa
 
-    from tving_resources.store.scene_store import SceneStore, refresh_table_indexes, runtime_stamp, scene_schema
+    from tving_resources.store.maintenance import refresh_table_indexes
+    from tving_resources.store.scene_store import SceneStore
+    from tving_resources.store.schema import runtime_stamp, scene_schema
 
     stamp = runtime_stamp(runtime)
     store = SceneStore(uri, stamp)
@@ -151,7 +154,7 @@ def tune(table, uri: str, table_name: str, queries: np.ndarray, exact: list[list
                         "index": name, "params": params, "build_s": round(build, 1), "index_mb": round(size / 2**20, 1),
                         "nprobes": nprobes, "refine": refine, "recall@10": round(hits / (10 * len(queries)), 4),
                         "p50_ms": round(statistics.median(latencies), 2),
-                        "p95_ms": round(_percentile(latencies, 95), 2),
+                        "p95_ms": round(percentile(latencies, 95), 2),
                     }
                 )  # fmt: skip
     return results
@@ -182,7 +185,8 @@ def run_ann_benchmark(
     min_recall: float = 0.95,
 ) -> dict:
     from tving_resources.models.runtime import ModelRuntime
-    from tving_resources.store.scene_store import TEXT_COLUMNS, SceneStore, runtime_stamp
+    from tving_resources.store.scene_store import SceneStore
+    from tving_resources.store.schema import TEXT_COLUMNS, runtime_stamp
 
     runtime = ModelRuntime()
     folder = Path(db_dir or f"/tmp/tving-bench-ann-{rows}")
@@ -226,7 +230,7 @@ def run_ann_benchmark(
         "search": end_to_end,
         "seed_loop_ms": round(seed_ms, 1),
         "seed_loop_vs_search": round(seed_ms / end_to_end["p50_ms"], 1),
-        "bench_peak_rss_mb": round(_peak_rss_mb(), 1),
+        "bench_peak_rss_mb": round(peak_rss_mb(), 1),
     }
     lines = [f"{rows} rows ({report['disk_gb']} GB on disk): recall@10 against exact search, single query latency"]
     lines += [
@@ -262,8 +266,8 @@ def _search_process(uri: str, queries: int) -> dict:
         latencies.append((time.perf_counter() - t0) * 1000)
     return {
         "p50_ms": round(statistics.median(latencies), 2),
-        "p95_ms": round(_percentile(latencies, 95), 2),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 

@@ -18,7 +18,7 @@ FAILED_EVERY = 100  # one video in a hundred failed, with its message (status li
 
 
 def run_status_benchmark(videos: int = 50_000, runs: int = 5, db_dir: str | None = None) -> dict:
-    from tving_dev.bench.core import build_synthetic_table
+    from tving_dev.bench.search import build_synthetic_table
     from tving_resources.catalog.video_catalog import VideoCatalog
 
     folder = Path(db_dir or tempfile.mkdtemp(prefix="tving-status-bench-"))

@@ -27,13 +27,9 @@ from tving_resources.index.artifacts import ArtifactStore, VideoArtifacts
 from tving_resources.index.failpoints import failpoint, kill_when_new_file
 from tving_resources.index.locks import try_video_lock, video_lock
 from tving_resources.media.video import VideoInfo
-from tving_resources.store.scene_store import (
-    SceneStore,
-    connect,
-    delete_video_everywhere,
-    list_table_names,
-    table_name_for,
-)
+from tving_resources.store.maintenance import delete_video_everywhere
+from tving_resources.store.scene_store import SceneStore, connect, list_table_names
+from tving_resources.store.schema import table_name_for
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from tving_resources.media.video import FrameReader, VideoInfo, keyframe_times, 
 from tving_resources.models.wrappers.captioning import Captioner, ClassScores, SceneFrames
 from tving_resources.models.wrappers.embedding import FrameEncoder, TextEncoder
 from tving_resources.models.wrappers.speech import Transcript
-from tving_resources.store.scene_store import ModelStamp, scene_id, scene_schema
+from tving_resources.store.schema import ModelStamp, scene_id, scene_schema
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The LanceDB scene table: its schema (shared by the writer asset and the query app), per-video
-atomic replacement, deletion, search primitives and index maintenance.
+"""The LanceDB scene table: per-video atomic replacement and the search primitives (its schema:
+:mod:`tving_resources.store.schema`; its upkeep: :mod:`tving_resources.store.maintenance`).
 
 One row per scene. A video's rows are replaced in a single ``merge_insert`` commit (update the
 scenes that exist, insert new ones, delete the video's scenes that are gone), so a reader sees
@@ -14,12 +14,10 @@ schema metadata records the models that wrote it; a reader or writer with other 
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,41 +26,20 @@ import pyarrow.compute as pc
 
 from tving_resources.errors import ProfileMismatchError, StoreError
 from tving_resources.ids import is_video_id
+from tving_resources.store.schema import (
+    FTS_COLUMN,
+    ModelStamp,
+    fts_column_for,
+    fts_configs,
+    scene_schema,
+    table_name_for,
+)
 
 if TYPE_CHECKING:
-    from tving_resources.models.runtime import ModelRuntime
-
-SCHEMA_VERSION = "1"
-_META_PREFIX = "tving."
-TEXT_COLUMNS = ("caption_vector", "transcript_vector")
-FTS_COLUMN = "search_text"
-# The same text again, indexed by character 2- and 3-grams: Korean words carry their particles
-# ("날씨가", "서울에") and make compounds, which word tokens never match; n-grams do.
-NGRAM_FTS_COLUMN = "search_text_ngram"
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+    pass
 
 
-def fts_configs() -> dict[str, Any]:
-    from lancedb.index import FTS
-
-    return {
-        FTS_COLUMN: FTS(),
-        NGRAM_FTS_COLUMN: FTS(
-            base_tokenizer="ngram", ngram_min_length=2, ngram_max_length=3, stem=False, remove_stop_words=False
-        ),
-    }
-
-
-def fts_column_for(text: str) -> str:
-    """The full-text index a query goes to: n-grams for Korean, words (stemmed) otherwise."""
-    return NGRAM_FTS_COLUMN if _HANGUL.search(text) else FTS_COLUMN
-
-
-SCALAR_COLUMNS = ("scene_id", "video_id")
-# Below this many rows an exact (flat) vector search is fast enough and an ANN index not worth it.
-DEFAULT_ANN_MIN_ROWS = 5_000
 _COMMIT_RETRIES = 8
-_MAINTENANCE_RETRIES = 20  # compaction rewrites many rows: any concurrent write preempts it
 
 
 @dataclass(frozen=True)
@@ -92,80 +69,6 @@ def ann_partitions(rows: int) -> int:
     return max(16, int(rows**0.5))
 
 
-@dataclass(frozen=True)
-class ModelStamp:
-    """The models whose outputs fill a table. Two stamps must match to mix rows or query."""
-
-    profile: str
-    text_model: str
-    text_dim: int
-    frame_model: str
-    frame_dim: int
-    caption_model: str
-    speech_model: str
-    # the encoder of transcript vectors when it is not the text encoder ("" / 0: the text encoder)
-    transcript_model: str = ""
-    transcript_dim: int = 0
-
-    @property
-    def transcript_space(self) -> tuple[str, int]:
-        return (self.transcript_model or self.text_model, self.transcript_dim or self.text_dim)
-
-    def to_metadata(self) -> dict[str, str]:
-        meta = {f"{_META_PREFIX}{k}": str(v) for k, v in self.__dict__.items()}
-        meta[f"{_META_PREFIX}schema_version"] = SCHEMA_VERSION
-        return meta
-
-    @classmethod
-    def from_metadata(cls, metadata: dict[bytes, bytes] | None) -> ModelStamp | None:
-        meta = {k.decode(): v.decode() for k, v in (metadata or {}).items()}
-        try:
-            return cls(
-                profile=meta[f"{_META_PREFIX}profile"],
-                text_model=meta[f"{_META_PREFIX}text_model"],
-                text_dim=int(meta[f"{_META_PREFIX}text_dim"]),
-                frame_model=meta[f"{_META_PREFIX}frame_model"],
-                frame_dim=int(meta[f"{_META_PREFIX}frame_dim"]),
-                caption_model=meta[f"{_META_PREFIX}caption_model"],
-                speech_model=meta[f"{_META_PREFIX}speech_model"],
-                transcript_model=meta.get(f"{_META_PREFIX}transcript_model", ""),
-                transcript_dim=int(meta.get(f"{_META_PREFIX}transcript_dim", 0)),
-            )
-        except (KeyError, ValueError):
-            return None
-
-    def query_mismatch(self, other: ModelStamp) -> str | None:
-        """Why vectors of ``other`` cannot be compared with this table's (None if they can)."""
-        for name in ("text_model", "text_dim", "frame_model", "frame_dim"):
-            if getattr(self, name) != getattr(other, name):
-                return f"{name} is {getattr(self, name)!r} in the index but {getattr(other, name)!r} here"
-        if self.transcript_space != other.transcript_space:
-            return f"the transcript encoder is {self.transcript_space} in the index but {other.transcript_space} here"
-        return None
-
-    def write_mismatch(self, other: ModelStamp) -> str | None:
-        """Only the vector space decides who may write: rows from another captioner or speech model
-        (a new LoRA adapter, another whisper) are ordinary rows, each recording its models."""
-        return self.query_mismatch(other)
-
-
-def runtime_stamp(runtime: ModelRuntime) -> ModelStamp:
-    """The :class:`ModelStamp` of ``runtime``'s models (loads both encoders: their dimensions)."""
-    text, frame = runtime.text_encoder(), runtime.frame_encoder()
-    transcript = runtime.transcript_encoder() if runtime.profile.transcript_model else None
-    return ModelStamp(
-        profile=runtime.profile.name,
-        text_model=text.model_id,
-        text_dim=text.dim,
-        frame_model=frame.model_id,
-        frame_dim=frame.dim,
-        caption_model=runtime.model_ids()["captioner"],
-        speech_model=runtime.profile.speech_model,
-        transcript_model=transcript.model_id if transcript else "",
-        transcript_dim=transcript.dim if transcript else 0,
-    )
-
-
 def connect(uri: str):
     """A LanceDB connection whose open tables always read the latest committed version.
 
@@ -175,53 +78,6 @@ def connect(uri: str):
     import lancedb
 
     return lancedb.connect(uri, read_consistency_interval=timedelta(0))
-
-
-def table_name_for(profile: str) -> str:
-    return f"scenes_{profile}"
-
-
-def scene_schema(stamp: ModelStamp) -> pa.Schema:
-    text_vec = pa.list_(pa.float32(), stamp.text_dim)
-    transcript_vec = pa.list_(pa.float32(), stamp.transcript_space[1])
-    frame_vec = pa.list_(pa.float32(), stamp.frame_dim)
-    return pa.schema(
-        [
-            pa.field("scene_id", pa.string(), nullable=False),
-            pa.field("video_id", pa.string(), nullable=False),
-            pa.field("video_path", pa.string()),
-            pa.field("video_name", pa.string()),
-            pa.field("video_duration", pa.float64()),
-            pa.field("scene_index", pa.int32()),
-            pa.field("start", pa.float64()),
-            pa.field("end", pa.float64()),
-            pa.field("caption", pa.string()),
-            pa.field("transcript", pa.string()),
-            pa.field("ocr_text", pa.string()),
-            pa.field("transcript_source", pa.string()),
-            pa.field(FTS_COLUMN, pa.string()),
-            pa.field(NGRAM_FTS_COLUMN, pa.string()),
-            pa.field("language", pa.string()),
-            pa.field("has_transcript", pa.bool_()),
-            pa.field("caption_vector", text_vec),
-            pa.field("transcript_vector", transcript_vec),
-            pa.field("frame_vectors", pa.list_(frame_vec)),
-            pa.field("keyframe_times", pa.list_(pa.float64())),
-            pa.field("thumbnails", pa.list_(pa.string())),
-            pa.field("fingerprint", pa.string()),
-            pa.field("caption_model", pa.string()),
-            pa.field("text_model", pa.string()),
-            pa.field("frame_model", pa.string()),
-            pa.field("speech_model", pa.string()),
-            pa.field("ocr_model", pa.string()),
-            pa.field("indexed_at", pa.timestamp("us", tz="UTC")),
-        ],
-        metadata=stamp.to_metadata(),
-    )
-
-
-def scene_id(video_id: str, scene_index: int) -> str:
-    return f"{video_id}:{scene_index:05d}"
 
 
 @dataclass(frozen=True)
@@ -364,7 +220,7 @@ class SceneStore:
                 .execute(rows)
             )
 
-        _retry_on_conflict(commit)
+        retry_on_conflict(commit)
         return rows.num_rows
 
     # ----------------------------------------------------------------- reads
@@ -488,21 +344,6 @@ class SceneStore:
         return table.rename_columns([("bm25" if n == "_score" else n) for n in table.column_names])
 
 
-@dataclass(frozen=True)
-class TableStatus:
-    name: str
-    rows: int
-    videos: int
-    size_bytes: int | None
-    stamp: ModelStamp | None
-    indexes: tuple[str, ...]
-    # provenance column -> model id -> rows (which videos were indexed with which models)
-    rows_per_model: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-PROVENANCE_COLUMNS = ("caption_model", "speech_model", "text_model", "frame_model", "ocr_model")
-
-
 def table_stamp(uri: str, name: str) -> ModelStamp | None:
     """The stamp of table ``name`` (None when there is no such table yet, or no database)."""
     try:
@@ -512,109 +353,6 @@ def table_stamp(uri: str, name: str) -> ModelStamp | None:
     except (OSError, ValueError, RuntimeError):
         return None
     return ModelStamp.from_metadata(db.open_table(name).schema.metadata)
-
-
-def inspect_tables(uri: str) -> list[TableStatus]:
-    """What each profile's scene table holds, read without loading any model."""
-    try:
-        db = connect(uri)
-        names = [n for n in list_table_names(db) if n.startswith("scenes_")]
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise StoreError(f"cannot open the LanceDB database at {uri}: {exc}") from exc
-    statuses = []
-    for name in names:
-        table = db.open_table(name)
-        columns = [c for c in PROVENANCE_COLUMNS if c in table.schema.names]
-        data = table.search().select(["video_id", *columns]).limit(None).to_arrow()
-        # counted in Arrow: a million rows as Python strings took seconds a column
-        per_model = {c: _value_counts(data.column(c)) for c in columns}
-        folder = Path(uri) / f"{name}.lance"  # local databases only; None for s3:// and the like
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else None
-        statuses.append(
-            TableStatus(
-                name=name,
-                rows=table.count_rows(),
-                videos=pc.count_distinct(data.column("video_id")).as_py(),
-                size_bytes=size,
-                stamp=ModelStamp.from_metadata(table.schema.metadata),
-                indexes=tuple(sorted(i.name for i in table.list_indices())),
-                rows_per_model={c: {str(k): v for k, v in sorted(m.items(), key=str)} for c, m in per_model.items()},
-            )
-        )
-    return statuses
-
-
-def _value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
-    counts = pc.value_counts(column)
-    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-
-
-def delete_video_everywhere(uri: str, video_id: str) -> int:
-    """Delete a video's rows from every profile's table (a removed file leaves nothing behind)."""
-    if not is_video_id(video_id):
-        raise ValueError(f"invalid video id {video_id!r}")
-    db = connect(uri)
-    touched = 0
-    for name in list_table_names(db):
-        if name.startswith("scenes_"):
-            table = db.open_table(name)
-            _retry_on_conflict(lambda t=table: t.delete(f"video_id = '{video_id}'"))
-            touched += 1
-    return touched
-
-
-def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> dict[str, Any]:
-    """Build missing indexes (full-text always; ANN on the text vectors once the table has
-    ``ann_min_rows`` rows), fold new rows into existing indexes, and compact the table."""
-    from lancedb.index import IvfRq
-
-    started = time.perf_counter()
-    indices = table.list_indices()
-    existing = {tuple(i.columns) for i in indices}
-    ann_types = {i.columns[0]: i.index_type for i in indices if len(i.columns) == 1}
-    rows = table.count_rows()
-    built = []
-    # Every step may lose a commit race to a concurrent writer (a video replaced meanwhile):
-    # it is then redone on the new version, as LanceDB asks ("retryable commit conflict").
-    retry = {"attempts": _MAINTENANCE_RETRIES}
-    for column, config in fts_configs().items():
-        if (column,) not in existing and column in table.schema.names:
-            _retry_on_conflict(lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry)
-            built.append(column)
-    for column in SCALAR_COLUMNS:  # id lookups and video filters without a full scan
-        if (column,) not in existing:
-            _retry_on_conflict(lambda c=column: table.create_scalar_index(c, index_type="BTREE", replace=True), **retry)
-            built.append(column)
-    if rows >= ann_min_rows:
-        for column in TEXT_COLUMNS:
-            # IVF-RQ (RaBitQ, one bit a dimension), partitions ~ sqrt(rows): chosen with `tving bench
-            # ann` at 1M rows (recall@10 0.972 at 7.4 ms with nprobes 200 and refine 10, against 0.973
-            # at 32.9 ms for IVF-PQ; built in 36 s against 157 s; README, Performance). An index of
-            # another type (IVF-PQ, built before) is rebuilt once.
-            if ann_types.get(column) != ANN_INDEX_TYPE:
-                config = IvfRq(distance_type="dot", num_partitions=ann_partitions(rows))
-                _retry_on_conflict(
-                    lambda c=column, cfg=config: table.create_index(c, config=cfg, replace=True), **retry
-                )
-                built.append(column)
-    _retry_on_conflict(table.optimize, **retry)
-    return {
-        "table": table.name,
-        "rows": rows,
-        "built": built,
-        "indexes": sorted(i.name for i in table.list_indices()),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-
-
-def refresh_all_indexes(uri: str, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> list[dict[str, Any]]:
-    """:func:`refresh_table_indexes` on every profile's scene table in the database."""
-    db = connect(uri)
-    return [
-        refresh_table_indexes(db.open_table(name), ann_min_rows)
-        for name in list_table_names(db)
-        if name.startswith("scenes_")
-    ]
 
 
 def _add_missing_columns(table, schema: pa.Schema) -> None:
@@ -628,7 +366,7 @@ def _add_missing_columns(table, schema: pa.Schema) -> None:
         raise StoreError(
             f"table {table.name!r} lacks columns {names} that cannot be added empty; re-index into a new table"
         )
-    _retry_on_conflict(lambda: table.add_columns({f.name: "CAST('' AS STRING)" for f in missing}))
+    retry_on_conflict(lambda: table.add_columns({f.name: "CAST('' AS STRING)" for f in missing}))
 
 
 def list_table_names(db) -> list[str]:
@@ -641,7 +379,7 @@ def list_table_names(db) -> list[str]:
             return sorted(names)
 
 
-def _retry_on_conflict(operation, attempts: int = _COMMIT_RETRIES) -> None:
+def retry_on_conflict(operation, attempts: int = _COMMIT_RETRIES) -> None:
     """Retry a write that lost a commit race to another writer (LanceDB's optimistic commits)."""
     for attempt in range(attempts):
         try:

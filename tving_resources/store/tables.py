@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tving_resources.errors import StoreError
 from tving_resources.files import atomic_write_bytes
-from tving_resources.store.scene_store import ModelStamp, connect, list_table_names, table_name_for, table_stamp
+from tving_resources.store.scene_store import connect, list_table_names, table_stamp
+from tving_resources.store.schema import ModelStamp, table_name_for
 
 REGISTRY_FILE = "tving_tables.json"
 LIVE, BUILDING, RETIRED = "live", "building", "retired"
