@@ -221,3 +221,13 @@ def test_local_instance_is_plain_dagster_and_cli_runs_are_not_captured(tmp_path,
     again = get_instance(home)
     assert "tving_assets" not in (folder / "dagster.yaml").read_text() and len(again.get_run_records()) == 2
     assert job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 3
+
+
+def test_dg_sees_the_code_location():
+    """`dg` reads the project from pyproject.toml's [tool.dg] and loads the definitions."""
+    dg_cli = Path(sys.executable).parent / "dg"
+    out = subprocess.run(
+        [str(dg_cli), "list", "defs", "--json"], capture_output=True, text=True, cwd=Path(__file__).parent.parent
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "videos_folder_sensor" in out.stdout and "index_video" in out.stdout and "scene_index" in out.stdout
