@@ -120,8 +120,9 @@ def test_sigkill_at_every_stage_boundary_and_mid_commit(versions):
     assert outcomes["commit:during"] == "old", outcomes  # killed while LanceDB wrote data files
     assert outcomes["commit:after"] == outcomes["commit:cleanup"] == "new", outcomes
 
-    # the Dagster instance kept what each killed process had committed (the local storage commits
-    # without waiting for the disk): its run and events, marked failed by the next call
+    # the Dagster instance kept what each killed process had committed: its run and events, marked
+    # failed by the next call (no daemon watches runs executed in a command's own process: this
+    # is what the dead-run reaper still protects)
     import dagster as dg
 
     from tving_assets.instance import get_instance

@@ -17,7 +17,7 @@ from .output import echo_json, fail
 @click.option("--tiny", is_flag=True, help="With no subcommand: time tiny random models (no weights needed).")
 @click.pass_context
 def bench(ctx: click.Context, profile_name: str | None, tiny: bool) -> None:
-    """Benchmarks whose figures go into README's performance section.
+    """Benchmarks whose figures go into docs/performance.md.
 
     `tving bench --profile full` alone runs `bench models` for that profile.
     """
@@ -34,6 +34,18 @@ def bench_index(paths: tuple[str, ...], no_ocr: bool, as_json: bool) -> None:
     from tving_dev.bench.indexing import run_index_benchmark
 
     report = run_index_benchmark([Path(p) for p in paths] or None, ocr=not no_ocr)
+    echo_json(report) if as_json else click.echo(report["summary"])
+
+
+@bench.command("rerun")
+@click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True)
+def bench_rerun(path: str | None, runs: int, as_json: bool) -> None:
+    """What a run costs when every stage is unchanged (Dagster's per-run cost, mostly)."""
+    from tving_dev.bench.indexing import run_rerun_benchmark
+
+    report = run_rerun_benchmark(Path(path) if path else None, runs)
     echo_json(report) if as_json else click.echo(report["summary"])
 
 

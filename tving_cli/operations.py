@@ -74,7 +74,7 @@ def models_pull(profile_name: str, models_dir: str | None) -> None:
 @click.group()
 def cluster() -> None:
     """The cluster deployment on this machine, for trying it (PostgreSQL, Redis, webserver, daemon,
-    a `gpu` and a `cpu` Celery worker). Real hosts: README, "Scaling out"."""
+    a `gpu` and a `cpu` Celery worker). Real hosts: docs/deploy.md, "Scaling out"."""
 
 
 @cluster.command("start")

@@ -3,7 +3,7 @@ video catalog), Redis (Celery's broker), the Dagster webserver and daemon, and t
 (queue ``gpu`` for the model-heavy steps, queue ``cpu`` for the rest). `tving cluster start`
 starts them in a folder, `tving cluster stop` stops them; every server listens on loopback.
 
-On real hosts the same processes run apart (see README, "Scaling out"): PostgreSQL and Redis once,
+On real hosts the same processes run apart (see docs/deploy.md, "Scaling out"): PostgreSQL and Redis once,
 the webserver and daemon once, a ``gpu`` worker per GPU and ``cpu`` workers anywhere, all with the
 environment this module writes to ``<folder>/cluster.env``.
 """
@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 CODE = ["-m", "tving_assets.definitions"]
 TWO_WORKERS = (("gpu",), ("cpu",))  # a worker per queue (the default)
 ONE_WORKER = (("gpu", "cpu"),)  # one worker for both queues: one host
-TWO_HOSTS = (("gpu", "cpu"), ("gpu", "cpu"))  # a second host like the first (README: adding a GPU host)
+TWO_HOSTS = (("gpu", "cpu"), ("gpu", "cpu"))  # a second host like the first (docs/deploy.md: adding a GPU host)
 
 
 def free_port() -> int:
@@ -171,7 +171,7 @@ class LocalCluster:
             self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
             full_env = {**os.environ, **env}
             logs = self.root / "logs"
-            # as README says for each GPU host added: the gpu pool holds one slot per GPU worker
+            # as docs/deploy.md says for each GPU host added: the gpu pool holds one slot per GPU worker
             # (this also creates the instance's tables before the daemon and workers start)
             gpu_workers = max(1, sum("gpu" in queues for queues in workers))
             subprocess.run([str(BIN / "dagster"), "instance", "concurrency", "set", "gpu", str(gpu_workers)],

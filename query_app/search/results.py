@@ -16,7 +16,7 @@ SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
 SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
 # Below this fused score a result is not shown ("no good match"), per profile. Off by default:
 # `tving eval` measures a threshold, and on the project's set it also drops 6.5% of relevant
-# results (README, "Search quality").
+# results (docs/search.md, "Search quality").
 DEFAULT_MIN_SCORE = {"lite": 0.0, "full": 0.0}
 SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
 log = logging.getLogger("tving.search")

@@ -119,7 +119,7 @@ def refresh_table_indexes(table, ann_min_rows: int = DEFAULT_ANN_MIN_ROWS) -> di
         for column in TEXT_COLUMNS:
             # IVF-RQ (RaBitQ, one bit a dimension), partitions ~ sqrt(rows): chosen with `tving bench
             # ann` at 1M rows (recall@10 0.972 at 7.4 ms with nprobes 200 and refine 10, against 0.973
-            # at 32.9 ms for IVF-PQ; built in 36 s against 157 s; README, Performance). An index of
+            # at 32.9 ms for IVF-PQ; built in 36 s against 157 s; docs/performance.md). An index of
             # another type (IVF-PQ, built before) is rebuilt once.
             if ann_types.get(column) != ANN_INDEX_TYPE:
                 config = IvfRq(distance_type="dot", num_partitions=ann_partitions(rows))

@@ -47,7 +47,7 @@ class AnnSettings:
     """How the nearest-neighbour searches use an ANN index (ignored while a table has none).
     ``nprobes``: IVF partitions searched (None: ``probe_fraction`` of the index's partitions, at
     least ``min_nprobes``); ``refine_factor``: candidates re-ranked with the exact vectors, as a
-    multiple of the limit. Chosen with `tving bench ann` at 1M rows (README): 200 of 1,000
+    multiple of the limit. Chosen with `tving bench ann` at 1M rows (docs/performance.md): 200 of 1,000
     partitions and refine 10; a fixed 200 would probe most of a smaller table's partitions."""
 
     nprobes: int | None = None

