@@ -117,8 +117,8 @@ def test_a_good_file_that_turns_broken_loses_its_rows(tmp_path, cuts_clip):
 
 
 def test_sensor_asks_once_for_a_broken_version(tmp_path, broken_files):
+    from tving_assets.automation.sensors import videos_folder_sensor
     from tving_assets.definitions import build_definitions
-    from tving_assets.sensors import videos_folder_sensor
 
     home = tmp_path / "home"
     videos = resolve_paths(home=home).videos_dir

@@ -12,10 +12,10 @@ import dagster as dg
 import pytest
 from conftest import make_resources
 
-from tving_assets.checks import CHECK_SPECS
+from tving_assets.assets.checks import CHECK_SPECS
+from tving_assets.automation.sensors import videos_folder_sensor
 from tving_assets.definitions import defs
 from tving_assets.instance import get_instance
-from tving_assets.sensors import videos_folder_sensor
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 
@@ -117,7 +117,7 @@ def test_failed_stage_reports_the_file_and_stops_that_video(tmp_path, broken_fil
 
 def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
     """A scene list with a gap must never reach the keyframes stage (mocked detector)."""
-    from tving_assets import assets as assets_module
+    from tving_assets.assets import video as assets_module
     from tving_assets.indexing import index_videos
     from tving_resources.media.scenes import Scene, SceneDetection
 

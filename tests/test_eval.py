@@ -91,7 +91,7 @@ def test_report_page_renders_charts_and_korean(evaluated):
 
 
 def test_search_quality_asset_records_the_figures(evaluated):
-    from tving_assets.assets import search_quality
+    from tving_assets.assets.search import search_quality
     from tving_assets.resources import TvingSettings
 
     folder = evaluated["folder"] / "set"

@@ -216,7 +216,7 @@ def test_models_cli_lists_and_pulls(tiny_models, tmp_path, monkeypatch):
 def test_finetuning_asset_trains_an_adapter_the_captioner_loads(tmp_path, tiny_models, speech_clip, frames):
     import dagster as dg
 
-    from tving_assets.finetune import captioner_lora_adapter
+    from tving_assets.assets.finetune import captioner_lora_adapter
 
     image = tmp_path / "frame.jpg"
     frames[0].save(image)

@@ -24,7 +24,7 @@ def test_a_file_rewritten_while_indexing_is_reported_as_changed(tmp_path, monkey
     """The issue's case: the file is rewritten during a stage that decodes it. Decoding then fails
     with whatever the decoder says ("tuple index out of range"); the user must read that the file
     changed, in the same words and at the same stage on the command line and in the catalog."""
-    from tving_assets import assets as assets_module
+    from tving_assets.assets import video as assets_module
     from tving_assets.indexing import index_videos
 
     clip = tmp_path / "clip.mp4"

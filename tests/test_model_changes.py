@@ -57,7 +57,7 @@ def test_unchanged_models_leave_nothing_stale(library, tiny_models):
 def test_new_caption_adapter_reruns_only_caption_stages(library, tiny_models, tmp_path, frames_dataset, monkeypatch):
     import dagster as dg
 
-    from tving_assets.finetune import captioner_lora_adapter
+    from tving_assets.assets.finetune import captioner_lora_adapter
     from tving_assets.indexing import index_stale, plan_stale
 
     adapter = tmp_path / "adapter"

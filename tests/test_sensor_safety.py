@@ -16,8 +16,8 @@ import pytest
 from conftest import make_resources
 from test_store import STAMP, rows
 
+from tving_assets.automation.sensors import videos_folder_sensor
 from tving_assets.definitions import build_definitions
-from tving_assets.sensors import videos_folder_sensor
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.config import resolve_paths
 from tving_resources.store.scene_store import SceneStore

@@ -4,16 +4,16 @@ import warnings
 
 import dagster as dg
 
+from tving_assets.assets.finetune import captioner_lora_adapter
+from tving_assets.assets.search import search_index, search_quality
+from tving_assets.assets.video import VIDEO_STAGES
+from tving_assets.automation.schedules import nightly_search_index_refresh
+from tving_assets.automation.sensors import videos_folder_sensor
+from tving_assets.jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.config import deployment
 from tving_resources.index.staleness import ASSET_OF, code_version
 from tving_resources.settings import stage_params
-
-from .assets import VIDEO_STAGES, search_index, search_quality
-from .finetune import captioner_lora_adapter
-from .jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
-from .schedules import nightly_search_index_refresh
-from .sensors import videos_folder_sensor
 
 # Dagster's own notice, raised inside Dagster whenever a sensor is bound to resources (we pass no
 # owners): nothing for a user of this project to act on.

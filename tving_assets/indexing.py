@@ -20,6 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from tving_assets.assets.partitions import videos_partitions
+from tving_assets.assets.video import VIDEO_STAGES
+from tving_assets.definitions import build_definitions
+from tving_assets.instance import get_instance, process_tags
+from tving_assets.jobs import index_video_job, refresh_search_indexes_job
 from tving_assets.resources import TvingSettings
 from tving_resources.catalog.video_catalog import INDEXED, VideoCatalog
 from tving_resources.errors import VideoError
@@ -28,12 +33,6 @@ from tving_resources.index.disk import disk_full_error
 from tving_resources.index.staleness import Staleness, stale_stages
 from tving_resources.media.video import regular_file_stat
 from tving_resources.settings import stage_params
-
-from .assets import VIDEO_STAGES
-from .definitions import build_definitions
-from .instance import get_instance, process_tags
-from .jobs import index_video_job, refresh_search_indexes_job
-from .partitions import videos_partitions
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 STAGE_NAMES = tuple(a.key.to_user_string() for a in VIDEO_STAGES)

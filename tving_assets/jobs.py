@@ -1,13 +1,13 @@
 import dagster as dg
 from pydantic import Field
 
+from tving_assets.assets.finetune import captioner_lora_adapter
+from tving_assets.assets.partitions import videos_partitions
+from tving_assets.assets.search import search_index
+from tving_assets.assets.video import GROUP
+from tving_assets.errors import user_errors_as_failures
 from tving_assets.resources import LanceDBResource, TvingSettings
 from tving_resources.index.lifecycle import remove_video
-
-from .assets import GROUP, search_index
-from .errors import user_errors_as_failures
-from .finetune import captioner_lora_adapter
-from .partitions import videos_partitions
 
 # All stages of one video in one run and one process (the executor is set on Definitions), so
 # each model loads once per run rather than once per step.

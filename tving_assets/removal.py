@@ -8,14 +8,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from tving_assets.definitions import build_definitions, build_resources
+from tving_assets.indexing import _QUIET
+from tving_assets.instance import get_instance, process_tags
+from tving_assets.jobs import remove_video_job, remove_video_run_config
 from tving_resources.errors import TvingError, VideoNotRegisteredError
 from tving_resources.ids import is_video_id, video_id_for
 from tving_resources.index.lifecycle import RemovalReport
-
-from .definitions import build_definitions, build_resources
-from .indexing import _QUIET
-from .instance import get_instance, process_tags
-from .jobs import remove_video_job, remove_video_run_config
 
 
 def remove_videos(

@@ -95,9 +95,9 @@ def run_sensor_benchmark(files: int = 5000, ticks: int = 5, max_runs_per_tick: i
 
     import dagster as dg
 
+    from tving_assets.automation.sensors import videos_folder_sensor
     from tving_assets.definitions import build_definitions, build_resources
     from tving_assets.resources import TvingSettings
-    from tving_assets.sensors import videos_folder_sensor
 
     def evaluate(resources, definitions, instance, cursor):
         started = time.perf_counter()

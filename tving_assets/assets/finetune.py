@@ -3,11 +3,10 @@
 import dagster as dg
 from pydantic import Field
 
+from tving_assets.errors import user_errors_as_failures
 from tving_assets.resources import ModelRuntimeResource, TvingSettings
 from tving_resources.index.training import load_examples
 from tving_resources.models.wrappers.vlm import train_lora
-
-from .errors import user_errors_as_failures
 
 
 class LoraTrainingConfig(dg.Config):

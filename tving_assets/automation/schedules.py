@@ -1,6 +1,6 @@
 import dagster as dg
 
-from .jobs import refresh_search_indexes_job
+from tving_assets.jobs import refresh_search_indexes_job
 
 nightly_search_index_refresh = dg.ScheduleDefinition(
     job=refresh_search_indexes_job,

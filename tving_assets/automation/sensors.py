@@ -11,14 +11,13 @@ import json
 
 import dagster as dg
 
+from tving_assets.assets.partitions import videos_partitions
+from tving_assets.instance import ensure_pool_limits
+from tving_assets.jobs import index_video_job, refresh_search_indexes_job, remove_video_job, remove_video_run_config
 from tving_assets.resources import TvingSettings
 from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
 from tving_resources.config import sensor_interval_seconds
 from tving_resources.index.lifecycle import display_name
-
-from .instance import ensure_pool_limits
-from .jobs import index_video_job, refresh_search_indexes_job, remove_video_job, remove_video_run_config
-from .partitions import videos_partitions
 
 
 @dg.sensor(

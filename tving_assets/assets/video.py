@@ -11,8 +11,17 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
 
+from tving_assets.assets.checks import (
+    EVERY_SCENE_HAS_CAPTION,
+    INDEX_ROWS_MATCH_SCENES,
+    SCENE_ROWS_COMPLETE,
+    SCENES_COVER_VIDEO,
+    VECTORS_ARE_FINITE_UNIT_NORM,
+    check_result,
+)
+from tving_assets.assets.partitions import videos_partitions
+from tving_assets.assets.stage import VideoStage
 from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.errors import ConfigError, MissingArtifactError
 from tving_resources.index.lifecycle import commit_video
@@ -39,18 +48,6 @@ from tving_resources.media.video import VideoInfo, ensure_unchanged, fingerprint
 from tving_resources.models.wrappers.speech import Transcript
 from tving_resources.store.schema import runtime_stamp
 from tving_resources.store.tables import TableRegistry
-
-from .checks import (
-    EVERY_SCENE_HAS_CAPTION,
-    INDEX_ROWS_MATCH_SCENES,
-    SCENE_ROWS_COMPLETE,
-    SCENES_COVER_VIDEO,
-    VECTORS_ARE_FINITE_UNIT_NORM,
-    check_result,
-)
-from .errors import user_errors_as_failures
-from .partitions import videos_partitions
-from .stage import VideoStage
 
 GROUP = "video_indexing"
 # On the cluster deployment each step goes to a Celery queue: `gpu` for the model-heavy steps (also
@@ -427,60 +424,6 @@ def scene_index(
     )
 
 
-@dg.asset(group_name="search", **CPU_STEP, deps=[scene_index], kinds={"lancedb"}, pool="tving_lancedb_writer")
-def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.MaterializeResult:
-    """Full-text index (and ANN indexes once a table is large) of every scene table; compaction;
-    and the garbage of crashed runs (unreferenced results, staging folders, orphan folders)."""
-    from tving_resources.index.lifecycle import collect_garbage
-    from tving_resources.store.maintenance import refresh_all_indexes
-
-    with user_errors_as_failures():
-        uri = lancedb.resolved_uri(settings)
-        reports = refresh_all_indexes(uri)
-        garbage = collect_garbage(settings.all_artifacts(), settings.catalog(), uri, settings.paths.locks_dir)
-    return dg.MaterializeResult(
-        metadata={
-            "tables": [r["table"] for r in reports],
-            "rows": sum(r["rows"] for r in reports),
-            "built": [f"{r['table']}.{c}" for r in reports for c in r["built"]],
-            "seconds": round(sum(r["seconds"] for r in reports), 3),
-            "garbage_removed": garbage.removed,
-            "orphan_folders_removed": garbage.orphan_folders,
-            "video_folders_busy": garbage.busy,
-        }
-    )
-
-
 VIDEO_STAGES = (
     video_metadata, scenes, keyframes, onscreen_text, transcript, captions, scene_vectors, scene_rows, scene_index
 )  # fmt: skip
-
-
-class SearchQualityConfig(dg.Config):
-    labels: str = Field(description="JSONL of labelled queries over this index (see query_app.evaluation.evaluate)")
-    tune: bool = Field(default=False, description="tune fusion weights on the labels' tuning half first")
-
-
-@dg.asset(group_name="search", **CPU_STEP, deps=[search_index], kinds={"python"})
-def search_quality(config: SearchQualityConfig, settings: TvingSettings) -> dg.MaterializeResult:
-    """Search quality of the current index on labelled queries: recall@1/5/10 and MRR, fused and
-    per signal alone, per language and kind (numbers in the metadata: the UI plots them over time)."""
-    from query_app.evaluation.evaluate import evaluate, load_labels
-    from query_app.search import SceneSearch
-
-    with user_errors_as_failures():
-        result = evaluate(SceneSearch(paths=settings.paths), load_labels(config.labels), tune=config.tune)
-    metadata: dict[str, float | int | str] = {}
-    for name, report in result.methods.items():
-        key = name.replace(" ", "_").replace("(", "").replace(")", "")
-        for k, value in report.overall.recall.items():
-            metadata[f"{key}/recall@{k}"] = value
-        metadata[f"{key}/mrr"] = report.overall.mrr
-    fused = result.methods["fused (max)"]
-    for language, scores in fused.by_language.items():
-        metadata[f"fused/recall@5/{language}"] = scores.recall[5]
-    for kind, scores in fused.by_kind.items():
-        metadata[f"fused/recall@5/{kind}"] = scores.recall[5]
-    metadata["queries"] = fused.overall.queries
-    metadata["weights"] = str(result.weights.__dict__)
-    return dg.MaterializeResult(metadata=metadata)

@@ -8,7 +8,7 @@ commit, so it only reports. A failed blocking check is recorded in the catalog l
 
 import dagster as dg
 
-from .stage import VideoStage
+from tving_assets.assets.stage import VideoStage
 
 SCENES_COVER_VIDEO = dg.AssetCheckSpec(
     "scenes_cover_video",

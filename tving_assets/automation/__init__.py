@@ -1,0 +1,1 @@
+"""What starts runs by itself: the watched-folder sensor and the nightly schedule."""
