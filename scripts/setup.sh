@@ -20,6 +20,8 @@ if [ "${TVING_FOR_TESTS:-0}" = 1 ]; then
   # Korean glyphs in the browser test's screenshots and the evaluation report's charts
   fc-list 2>/dev/null | grep -c "Noto Sans CJK" >/dev/null || apt_packages+=(fonts-noto-cjk fontconfig)  # -c reads all: no SIGPIPE under pipefail
   command -v redis-server >/dev/null || apt_packages+=(redis-server)
+  # real photos of people for the face tests (messi5.jpg), from Debian's OpenCV examples
+  [ -e /usr/share/doc/opencv-doc/examples/data/messi5.jpg ] || apt_packages+=(opencv-doc)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then

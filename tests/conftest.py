@@ -118,3 +118,27 @@ def library_search(indexed_library):
     from tving_resources.config import resolve_paths
 
     return SceneSearch(paths=resolve_paths(home=indexed_library["home"]))
+
+
+@pytest.fixture(scope="session")
+def people_library(tmp_path_factory, media_dir):
+    """An index of three clips with real faces (tests/media.py: make_people_clips): the
+    astronaut in two videos at other scales, positions and lighting, Messi in a third, and
+    scenes with no face; faces grouped into people by `tving index`'s refresh."""
+    from tving_assets.indexing import index_videos
+
+    clips = media.make_people_clips(media_dir / "people")
+    home = tmp_path_factory.mktemp("people-home")
+    results = index_videos([str(p) for p in clips.values()], make_resources(home))
+    assert all(r.ok for r in results), [r.error for r in results]
+    return {"home": home, "clips": clips, "ids": {Path(r.path).name: r.video_id for r in results}}
+
+
+@pytest.fixture
+def people_home(people_library, tmp_path) -> Path:
+    """A copy of the people library's home, for tests that change it (names, merges, removals)."""
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(people_library["home"], copy)
+    return copy

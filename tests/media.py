@@ -175,3 +175,63 @@ def copy_as(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)
     return target
+
+
+MESSI = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # Debian's opencv-doc
+ASTRONAUT_FACE = (179, 83, 266, 170)  # where dlib finds the face in skimage's astronaut (512 px)
+MESSI_FACE = (225, 94, 261, 130)  # and in messi5.jpg (548 x 342; found with one upsampling)
+
+
+def face_picture(name: str, folder: Path, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
+                 brightness: float = 1.0, mirror: bool = False) -> Path:  # fmt: skip
+    """A SIZE picture around a real face: ``zoom`` (the face's share of the frame grows with it),
+    ``shift`` (the face off centre, as a share of the frame), ``brightness``, ``mirror``."""
+    from PIL import Image, ImageEnhance, ImageOps
+    from skimage import data
+
+    if name == "astronaut":
+        source, face = Image.fromarray(data.astronaut()).convert("RGB"), ASTRONAUT_FACE
+    else:
+        source, face = Image.open(MESSI).convert("RGB"), MESSI_FACE
+    size = max(face[2] - face[0], face[3] - face[1])
+    cx, cy = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
+    # a window SIZE-shaped, the face filling ~zoom/3 of its height, moved by shift
+    height = size * 3.0 / zoom
+    width = height * SIZE[0] / SIZE[1]
+    left = cx - width / 2 - shift[0] * width
+    top = cy - height / 2 - shift[1] * height
+    picture = source.crop((int(left), int(top), int(left + width), int(top + height))).resize(SIZE)
+    if mirror:
+        picture = ImageOps.mirror(picture)
+    if brightness != 1.0:
+        picture = ImageEnhance.Brightness(picture).enhance(brightness)
+    tag = f"{name}-z{zoom}-s{shift[0]}_{shift[1]}-b{brightness}-m{int(mirror)}"
+    out = folder / f"{tag}.png"
+    picture.save(out)
+    return out
+
+
+def make_people_clips(folder: Path) -> dict[str, Path]:
+    """Three clips of still scenes with hard cuts: the astronaut in two of them (other zoom,
+    position, brightness, mirrored), another person (Messi, from opencv-doc) in the third, and
+    scenes without a face (coffee, a rocket)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = folder / "parts"
+    parts.mkdir(exist_ok=True)
+    plans = {
+        "anchor one.mp4": [face_picture("astronaut", parts), photo_png("coffee", parts),
+                           face_picture("astronaut", parts, zoom=1.3, mirror=True, brightness=1.25)],
+        "anchor two.mp4": [photo_png("rocket", parts),
+                           face_picture("astronaut", parts, zoom=0.8, shift=(0.12, 0.05), brightness=0.7)],
+        "another person.mp4": [face_picture("messi", parts), photo_png("coffee", parts)],
+    }  # fmt: skip
+    clips = {}
+    for name, pictures in plans.items():
+        segments = []
+        for i, picture in enumerate(pictures):
+            segment = parts / f"{Path(name).stem}-{i}.mp4"
+            still_segment(picture, 2.5, segment)
+            segments.append(segment)
+        concat(segments, folder / name)
+        clips[name] = folder / name
+    return clips

@@ -31,8 +31,19 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(indexed_library):
+    yield from _serve(indexed_library["home"])
+
+
+@pytest.fixture(scope="module")
+def people_server(people_library, tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-people") / "home"
+    shutil.copytree(people_library["home"], home)  # the test names people: not in the shared index
+    yield from _serve(home)
+
+
+def _serve(home: Path):
     port = _free_port()
-    env = {**os.environ, "TVING_HOME": str(indexed_library["home"]), "TVING_API_TOKEN": TOKEN}
+    env = {**os.environ, "TVING_HOME": str(home), "TVING_API_TOKEN": TOKEN}
     process = subprocess.Popen(
         [sys.executable, "-m", "tving_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -115,5 +126,50 @@ def test_login_search_play_upload_and_describe(server, tmp_path, cuts_clip):
             described = page.locator("#description").inner_text()
             assert "frames at" in described and not described.startswith("Error"), described
             page.screenshot(path=str(tmp_path / "describe.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
+)
+def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(people_server + "/login")
+            page.fill("input[name=token]", TOKEN)
+            page.click("[data-testid=login-form] button")
+            page.wait_for_url(people_server + "/")
+
+            page.click("nav >> text=People")
+            page.wait_for_url(people_server + "/faces")
+            cards = page.locator("[data-testid=person-card]")
+            assert cards.count() == 2
+            first = cards.first  # most scenes first: the astronaut, in 3 scenes of 2 videos
+            assert "3 scenes in 2 videos" in " ".join(first.inner_text().split())
+            assert first.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+            first.locator("[data-testid=name-input]").fill("Eileen Collins")
+            first.locator("[data-testid=name-save]").click()
+            page.wait_for_url(people_server + "/faces")
+            assert page.locator("[data-testid=person-name]").first.inner_text() == "Eileen Collins"
+            page.screenshot(path=str(tmp_path / "people.png"), full_page=True)
+
+            page.locator("[data-testid=person-scenes]").first.click()
+            page.wait_for_url("**/?person=*")
+            assert "Eileen Collins" in page.locator("[data-testid=person-filter]").inner_text()
+            results = page.locator("[data-testid=result-card]")
+            assert results.count() == 3
+            for i in range(3):
+                assert "Eileen Collins" in results.nth(i).locator("[data-testid=people-seen]").inner_text()
+            # a text query stays inside her scenes
+            page.fill("#q", "a scene")
+            page.press("#q", "Enter")
+            page.wait_for_url("**/?q=*person=*")
+            assert 1 <= results.count() <= 3
+            assert all("Eileen Collins" in results.nth(i).inner_text() for i in range(results.count()))
         finally:
             browser.close()

@@ -18,6 +18,13 @@ from .output import echo_json, fail, fmt_time
 @click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False), help="Search by this image.")
 @click.option("--similar", "similar_to", help="Scenes like this scene id (<video id>:<5 digits>).")
 @click.option(
+    "--face",
+    "face_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The scenes where the face in this photo appears (one face per photo).",
+)
+@click.option("--person", help="Only the scenes of this person (a name or an id from `tving people`).")
+@click.option(
     "--min-score", type=click.FloatRange(0, 1), help="Leave out results scoring less (default: the profile's)."
 )
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 50), help="Results to return.")
@@ -27,15 +34,20 @@ from .output import echo_json, fail, fmt_time
 @click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video.")
 @click.option("--fusion", type=click.Choice(["max", "sum", "rrf"]), help="Score fusion method.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def search(query, image_path, similar_to, min_score, k, video_ids, start, end, per_video, fusion, as_json) -> None:
-    """Top-k frames for a natural-language QUERY (Korean or English), an --image, or scenes
-    --similar to one."""
+def search(
+    query, image_path, similar_to, face_path, person, min_score, k, video_ids, start, end, per_video, fusion, as_json
+) -> None:
+    """Top-k frames for a natural-language QUERY (Korean or English), an --image, scenes --similar
+    to one, or the scenes of a --face photo; --person keeps one person's scenes (alone: lists them)."""
     from query_app.search import QueryError, SceneSearch
 
-    if sum(x is not None for x in (query, image_path, similar_to)) != 1:
-        fail("give exactly one of: a QUERY, --image FILE, --similar SCENE_ID")
+    given = sum(x is not None for x in (query, image_path, similar_to, face_path))
+    if given > 1 or (given == 0 and person is None):
+        fail("give exactly one of: a QUERY, --image FILE, --similar SCENE_ID, --face PHOTO (or --person alone)")
+    if face_path and person:
+        fail("--face and --person are two ways to name a person: give one")
     options = {"k": k, "video_ids": video_ids, "start": start, "end": end, "per_video": per_video,
-               "min_score": min_score}  # fmt: skip
+               "min_score": min_score, "person": person}  # fmt: skip
     try:
         engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
         if not engine.has_index():  # said before any model loads
@@ -46,24 +58,42 @@ def search(query, image_path, similar_to, min_score, k, video_ids, start, end, p
             )
         if query is not None:
             response = engine.search(query, **options)
-        else:
-            from PIL import Image, UnidentifiedImageError
-
+        elif similar_to is not None:
             from query_app.search.similar import SimilarSearch
 
-            if image_path:
-                try:
-                    with Image.open(image_path) as image:
-                        response = SimilarSearch(engine).by_image(image, **options)
-                except (UnidentifiedImageError, OSError) as exc:
-                    fail(f"{image_path}: not a readable image ({exc})")
-            else:
-                response = SimilarSearch(engine).by_scene(similar_to, **options)
+            response = SimilarSearch(engine).by_scene(similar_to, **options)
+        elif image_path or face_path:
+            response = _search_by_photo(engine, image_path, face_path, options)
+        else:
+            from query_app.search.faces import FaceSearch
+
+            response = FaceSearch(engine).scenes_of(engine.people.find(person), k=k, per_video=per_video)
     except (QueryError, TvingError) as exc:
         fail(str(exc))
     if as_json:
         echo_json(response.to_dict())
-        return
+    else:
+        _print_response(response)
+
+
+def _search_by_photo(engine, image_path: str | None, face_path: str | None, options: dict):
+    from PIL import Image, UnidentifiedImageError
+
+    from query_app.search.faces import FaceSearch
+    from query_app.search.similar import SimilarSearch
+
+    path = image_path or face_path
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if face_path:
+                return FaceSearch(engine).by_face(image, k=options["k"], per_video=options["per_video"])
+            return SimilarSearch(engine).by_image(image, **options)
+    except (UnidentifiedImageError, OSError) as exc:
+        fail(f"{path}: not a readable image ({exc})")
+
+
+def _print_response(response) -> None:
     header = f'Top {len(response.results)} for "{response.query}"'
     if response.translated:
         header += f' (translated: "{response.query_used}")'
@@ -80,6 +110,8 @@ def search(query, image_path, similar_to, min_score, k, video_ids, start, end, p
             click.echo(f'    speech:  "{r.transcript_snippet}"')
         if r.onscreen_text:
             click.echo(f"    on screen: {' / '.join(r.onscreen_text.splitlines())}")
+        if r.people:
+            click.echo("    people:  " + ", ".join(p.name or p.id for p in r.people))
         click.echo("    signals: " + "  ".join(f"{k} {v:.3f}" for k, v in r.scores.items()))
         click.echo(f"    frame:   {r.thumbnail_path}")
         click.echo(f"    video:   {r.video_path}  (id {r.video_id})")

@@ -146,6 +146,16 @@ def caption_adapter_from_env() -> str | None:
     return os.environ.get("TVING_CAPTION_ADAPTER", "").strip() or None
 
 
+def faces_from_env() -> bool:
+    """``TVING_FACES``: ``0``, ``false``, ``no`` or ``off`` stores no faces (default: on)."""
+    value = os.environ.get("TVING_FACES", "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"TVING_FACES={value!r}: give 1 or 0 (on or off)")
+
+
 def celery_broker() -> str:
     """``TVING_CELERY_BROKER``: the cluster deployment's Celery broker (and result backend)."""
     return os.environ.get("TVING_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
@@ -179,6 +189,7 @@ ENVIRONMENT = {
     "TVING_DEPLOYMENT": "local (default) or cluster",
     "TVING_PROFILE": "lite, full or auto (default auto); also `tving --profile`",
     "TVING_CAPTION_ADAPTER": "a LoRA adapter folder for the captioner",
+    "TVING_FACES": "0 or off: find no faces and store none (default on; the models resource's `faces`)",
     "TVING_MAX_VIDEO_SECONDS": "the longest video indexed",
     "TVING_DAGSTER_URL": "the Dagster webserver the web app asks for indexing status",
     "TVING_API_TOKEN": "the token `tving serve` requires (`--token`)",

@@ -109,6 +109,7 @@ def stage_params(settings: IndexSettings, runtime: ModelRuntime) -> dict[str, di
         "scenes": dict(settings.scene_settings().__dict__),
         "keyframes": dict(settings.keyframe_settings(runtime.profile.keyframes_per_scene).__dict__),
         "ocr": runtime.stage_params("ocr"),
+        "faces": runtime.stage_params("faces"),
         "transcript": {**runtime.stage_params("transcript"), "subtitles": settings.subtitles},
         "captions": runtime.stage_params("captions"),
         "vectors": runtime.stage_params("vectors"),

@@ -2,14 +2,17 @@
 
 ``engine`` answers queries (candidates from three signals, every candidate scored on all of
 them, fused, best frame per scene); ``batcher`` answers concurrent ones in batches; ``fusion``
-and ``results`` are the pieces both share; ``similar`` finds scenes like an image or a scene.
+and ``results`` are the pieces both share; ``similar`` finds scenes like an image or a scene;
+``people`` says who is seen in a scene, ``faces`` finds the scenes of a face photo or a person.
 The names below are the package's surface (what the web app, the command line and the
 evaluation use).
 """
 
 from query_app.search.batcher import SearchBatcher
 from query_app.search.engine import SceneSearch
+from query_app.search.faces import FaceSearch
 from query_app.search.fusion import DEFAULT_FUSION, FUSION_METHODS, FusionWeights
+from query_app.search.people import PeopleIndex, PersonSummary
 from query_app.search.results import (
     DEFAULT_MIN_SCORE,
     MAX_K,
@@ -30,7 +33,10 @@ __all__ = [
     "MAX_K",
     "MAX_QUERY_CHARS",
     "SIGNALS",
+    "FaceSearch",
     "FusionWeights",
+    "PeopleIndex",
+    "PersonSummary",
     "QueryError",
     "SceneSearch",
     "SearchBatcher",

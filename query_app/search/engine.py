@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -33,6 +34,7 @@ from query_app.search.fusion import (
     squash_bm25,
     vector_matrix,
 )
+from query_app.search.people import PeopleIndex
 from query_app.search.results import (
     DEFAULT_MIN_SCORE,
     DISPLAY_COLUMNS,
@@ -109,6 +111,7 @@ class SceneSearch:
         if unknown or not signals:
             raise QueryError(f"signals must be among {', '.join(SIGNALS)}")
         self.signals = tuple(signals)  # which signals gather candidates (all three, or one for evaluation)
+        self.people = PeopleIndex(self.uri, self.runtime.profile.name, self.paths)
         self._live: tuple[SceneStore, ModelRuntime] | None = None  # the live table, its encoders
         self._registry = TableRegistry(self.uri)
         self._registry_signature: float | None = None
@@ -190,9 +193,11 @@ class SceneSearch:
         end: float | None = None,
         per_video: int | None = None,
         min_score: float | None = None,
+        person: str | None = None,
     ) -> SearchRequest:
         """Validate a query and its options; raises :class:`QueryError` with a readable message.
-        ``min_score`` None: the profile's default (:data:`DEFAULT_MIN_SCORE`)."""
+        ``min_score`` None: the profile's default (:data:`DEFAULT_MIN_SCORE`); ``person`` (a name
+        or an id): only the scenes where that person is seen."""
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty")
@@ -207,7 +212,8 @@ class SceneSearch:
         if not (math.isfinite(min_score) and 0.0 <= min_score <= 1.0):
             raise QueryError("min_score must be between 0 and 1")
         try:
-            where = SceneFilter(tuple(video_ids), start, end).to_where()
+            scene_ids = tuple(self.people.scene_ids_of(self.people.find(person))) if person else None
+            where = SceneFilter(tuple(video_ids), start, end, scene_ids).to_where()
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
         return SearchRequest(query, k, where, per_video, min_score)
@@ -281,6 +287,7 @@ class SceneSearch:
         timings["rank"] = elapsed_ms(clock)
         timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
 
+        people = self.people.people_in_scenes([row["scene_id"] for row in shown_rows])
         responses = []
         for i, request in enumerate(batch.requests):
             results = []
@@ -288,7 +295,8 @@ class SceneSearch:
                 j = shown_position[row_id]  # same table version as the candidates: always there
                 frame_score, frame = best_frame(frames[j].values, batch.fvecs[i])
                 signals = {**signals, "frame": frame_score}
-                results.append(self._result(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i]))
+                result = self.result_from_row(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i])
+                results.append(dataclasses.replace(result, people=people.get(result.scene_id, ())))
             responses.append(
                 SearchResponse(
                     request.query, batch.texts[i], batch.translated[i], self.fusion, tuple(results), dict(timings)
@@ -383,7 +391,7 @@ class SceneSearch:
                 result[i] = (english, True)
         return result
 
-    def _result(
+    def result_from_row(
         self, rank: int, score: float, row: dict, frame: int, signals: dict[str, float], query: str
     ) -> SearchResult:
         thumbnails = row["thumbnails"] or [""]

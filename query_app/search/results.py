@@ -31,6 +31,14 @@ def has_hangul(text: str) -> bool:
 
 
 @dataclass(frozen=True)
+class PersonRef:
+    """A person seen in a scene: their id, and the name a user gave (None: not named yet)."""
+
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
 class SearchResult:
     rank: int
     score: float
@@ -48,6 +56,7 @@ class SearchResult:
     transcript_snippet: str
     onscreen_text: str  # text read on the scene's frames
     scores: dict[str, float]  # per signal: caption, transcript, text, frame
+    people: tuple[PersonRef, ...] = ()  # the people whose faces the scene's keyframes show
 
     def to_dict(self) -> dict:
         return asdict(self)

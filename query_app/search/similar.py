@@ -18,15 +18,14 @@ from PIL import Image
 from query_app.search.engine import SceneSearch
 from query_app.search.fusion import best_frames
 from query_app.search.results import DISPLAY_COLUMNS, SHOW_COLUMNS, QueryError, SearchResponse, elapsed_ms
-from tving_resources.ids import is_video_id
+from tving_resources.store.scene_store import is_scene_id
 
 SCENE_ID_CHARS = 16  # ":" and 5 digits after the video id
 
 
 def parse_scene_id(scene_id: str) -> str:
     """A scene id (``<video id>:<5 digits>``), checked: it goes into a filter string."""
-    video_id, _, index = scene_id.rpartition(":")
-    if not (is_video_id(video_id) and len(index) == 5 and index.isdigit()):
+    if not is_scene_id(scene_id):
         raise QueryError(f"invalid scene id {scene_id[:80]!r} (expected <video id>:<5 digits>)")
     return scene_id
 
@@ -82,8 +81,8 @@ class SimilarSearch:
                 continue
             per_video[row["video_id"]] = per_video.get(row["video_id"], 0) + 1
             score = float(scores[i])
-            results.append(engine._result(len(results) + 1, score, row, int(best[i]), {"frame": score}, ""))
+            results.append(engine.result_from_row(len(results) + 1, score, row, int(best[i]), {"frame": score}, ""))
             if len(results) == request.k:
                 break
         timings["rank"] = elapsed_ms(clock)
-        return SearchResponse(label, label, False, "frame", tuple(results), timings)
+        return SearchResponse(label, label, False, "frame", engine.people.with_people(results), timings)

@@ -205,7 +205,10 @@ class AppState:
         end: float | None,
         per_video: int | None,
         min_score: float | None = None,
+        person: str | None = None,
     ) -> dict[str, Any]:
+        """A text query (``q``), within one person's scenes when ``person`` is given; ``person``
+        alone: that person's scenes."""
         self.require_ready()
         if len(video or ()) > MAX_FILTER_IDS:
             raise HTTPException(status_code=422, detail=f"at most {MAX_FILTER_IDS} video ids per search")
@@ -213,10 +216,16 @@ class AppState:
             if not is_video_id(video_id):
                 raise HTTPException(status_code=422, detail=f"invalid video id {video_id[:60]!r}")
         try:
-            # Concurrent searches are answered in batches (much cheaper per query on a small CPU).
-            future = self.batcher.submit(
-                q, k=k, video_ids=tuple(video or ()), start=start, end=end, per_video=per_video, min_score=min_score
-            )
+            if not q:
+                return await self.run_person(person or "", k, per_video)
+            options = {"k": k, "video_ids": tuple(video or ()), "start": start, "end": end, "per_video": per_video,
+                       "min_score": min_score, "person": person}  # fmt: skip
+            # Concurrent searches are answered in batches (much cheaper per query on a small CPU);
+            # a person is looked up in the catalog first, off the event loop.
+            if person:
+                future = await run_in_threadpool(self.batcher.submit, q, **options)
+            else:
+                future = self.batcher.submit(q, **options)
             response = await asyncio.wait_for(asyncio.wrap_future(future), timeout=SEARCH_TIMEOUT_S)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
@@ -239,6 +248,36 @@ class AppState:
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         except StoreError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        return self.with_urls(response.to_dict())
+
+    async def run_person(self, person: str, k: int, per_video: int | None) -> dict[str, Any]:
+        from query_app.search.faces import FaceSearch
+
+        def scenes() -> Any:
+            return FaceSearch(self.search).scenes_of(self.search.people.find(person), k=k, per_video=per_video)
+
+        return await self._answer_in_thread(scenes)
+
+    async def person_label(self, person: str) -> str:
+        """The person's name (or id) as shown; the request as given when nobody matches."""
+        try:
+            return (await run_in_threadpool(self.search.people.find, person)).label
+        except QueryError:
+            return person
+
+    async def run_face(self, image: Any, k: int, per_video: int | None) -> dict[str, Any]:
+        from query_app.search.faces import FaceSearch
+
+        return await self._answer_in_thread(lambda: FaceSearch(self.search).by_face(image, k=k, per_video=per_video))
+
+    async def _answer_in_thread(self, answer: Any) -> dict[str, Any]:
+        self.require_ready()
+        try:
+            response = await run_in_threadpool(answer)
+        except QueryError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        except (StoreError, ModelError) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         return self.with_urls(response.to_dict())
 

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from tving_assets.assets.video import CPU_STEP, scene_index
 from tving_assets.errors import user_errors_as_failures
-from tving_assets.resources import LanceDBResource, TvingSettings
+from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 
 
 @dg.asset(group_name="search", **CPU_STEP, deps=[scene_index], kinds={"lancedb"}, pool="tving_lancedb_writer")
@@ -28,6 +28,37 @@ def search_index(settings: TvingSettings, lancedb: LanceDBResource) -> dg.Materi
             "garbage_removed": garbage.removed,
             "orphan_folders_removed": garbage.orphan_folders,
             "video_folders_busy": garbage.busy,
+        }
+    )
+
+
+class PeopleConfig(dg.Config):
+    full: bool = Field(
+        default=False, description="group every face afresh (nightly); else only faces without a person yet"
+    )
+
+
+@dg.asset(group_name="search", **CPU_STEP, deps=[scene_index], kinds={"dlib"}, pool="tving_lancedb_writer")
+def people(config: PeopleConfig, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource):
+    """Every face of the library grouped into people (dlib's Chinese whispers over each face's
+    nearest faces); a person keeps their id, and so the name a user gave and their merges, when
+    the faces are grouped again. After indexing: the new faces; nightly: all of them."""
+    from tving_resources.catalog.people import PeopleRegistry
+    from tving_resources.index.people import FACE_THRESHOLD, update_people
+    from tving_resources.store.faces import FaceStore
+
+    with user_errors_as_failures():
+        faces = FaceStore(lancedb.resolved_uri(settings), models.profile_name)
+        report = update_people(faces, PeopleRegistry(settings.catalog()), full=config.full)
+    return dg.MaterializeResult(
+        metadata={
+            "faces": report.faces,
+            "people": report.people,
+            "new_people": report.new_people,
+            "full": report.full,
+            "threshold": FACE_THRESHOLD,
+            "seconds": report.seconds,
+            "dagster/row_count": report.people,
         }
     )
 

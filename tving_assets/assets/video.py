@@ -24,6 +24,7 @@ from tving_assets.assets.partitions import videos_partitions
 from tving_assets.assets.stage import VideoStage
 from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.errors import ConfigError, MissingArtifactError
+from tving_resources.index.faces import SceneFaces, detect_faces
 from tving_resources.index.lifecycle import commit_video
 from tving_resources.index.pipeline import (
     KeyframeSet,
@@ -201,6 +202,45 @@ def onscreen_text(
     )
 
 
+@dg.asset(**_per_video, **CPU_STEP, deps=[keyframes], kinds={"dlib"})
+def faces(
+    context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
+) -> dg.MaterializeResult:
+    """Faces in each scene's keyframes (dlib: detected, aligned, a 128-d descriptor and a face
+    thumbnail each); none stored with `faces: false` on the models resource."""
+    stage = VideoStage("faces", context, settings, models, lancedb)
+    video, runtime = stage.video, models.runtime
+    with stage.guard():
+        chain = video.lineage("keyframes")
+        frames = video.load("keyframes", KeyframeSet, chain["keyframes"])
+        produced = stage.produce(
+            {"keyframes": chain["keyframes"]},
+            stage.params(),
+            lambda out, final: (
+                detect_faces(
+                    stage.video_id,
+                    frames,
+                    runtime.face_encoder(),
+                    stage.artifacts.base,
+                    out,
+                    stage.artifacts.relative(final),
+                )
+                if runtime.config.faces
+                else SceneFaces.off()
+            ),
+            SceneFaces,
+        )
+    found = produced.value
+    return dg.MaterializeResult(
+        metadata=stage.metadata(
+            produced,
+            faces=len(found.faces),
+            scenes_with_faces=len({f.scene_index for f in found.faces}),
+            model=found.model_id or "off",
+        )
+    )
+
+
 @dg.asset(**_per_video, **GPU_STEP, deps=[video_metadata], kinds={"whisper"})
 def transcript(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
@@ -335,7 +375,7 @@ def scene_vectors(
     )
 
 
-@dg.asset(**_per_video, **CPU_STEP, deps=[scene_vectors], kinds={"pyarrow"}, check_specs=[SCENE_ROWS_COMPLETE])
+@dg.asset(**_per_video, **CPU_STEP, deps=[scene_vectors, faces], kinds={"pyarrow"}, check_specs=[SCENE_ROWS_COMPLETE])
 def scene_rows(
     context: dg.AssetExecutionContext, settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource
 ) -> dg.MaterializeResult:
@@ -356,7 +396,8 @@ def scene_rows(
             texts = video.load("ocr", SceneTexts, chain["ocr"])
             return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp, texts)
 
-        produced = stage.produce({"vectors": chain["vectors"]}, stage.params(), build, pa.Table)
+        faces_key = video.key_of("faces")
+        produced = stage.produce({"vectors": chain["vectors"], "faces": faces_key}, stage.params(), build, pa.Table)
         detection = video.load("scenes", SceneDetection, chain["scenes"])
     rows = produced.value
     problems = check_scene_rows(rows, detection, stage.artifacts.base)
@@ -425,5 +466,6 @@ def scene_index(
 
 
 VIDEO_STAGES = (
-    video_metadata, scenes, keyframes, onscreen_text, transcript, captions, scene_vectors, scene_rows, scene_index
+    video_metadata, scenes, keyframes, onscreen_text, faces, transcript, captions, scene_vectors, scene_rows,
+    scene_index
 )  # fmt: skip

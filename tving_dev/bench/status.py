@@ -71,7 +71,7 @@ def _fill_catalog(catalog, videos: int) -> None:
         }
         for v in range(videos)
     ]
-    with catalog._connect() as conn:  # one transaction: registering one by one would take minutes
+    with catalog.transaction() as conn:  # one transaction: registering one by one would take minutes
         conn.executemany(
             "INSERT INTO videos (video_id, path, size, mtime_ns, registered_at, state, error, failed_stage, "
             "updated_at) VALUES (:id, :path, 1, 1, :now, :state, :error, :stage, :now) ON CONFLICT DO NOTHING",

@@ -160,12 +160,13 @@ class VideoCatalog:
                     conn.execute(f"ALTER TABLE videos ADD COLUMN {column} {spec}")
 
     @contextmanager
-    def _connect(self) -> Iterator[_Connection]:
+    def transaction(self) -> Iterator[_Connection]:
+        """One transaction on the catalog's database (committed when the block ends)."""
         with self._engine.begin() as conn:
             yield _Connection(conn)
 
     def _select(self, where: str = "", args: dict | None = None) -> list[CatalogEntry]:
-        with self._connect() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM videos {where}", args).fetchall()
         return [CatalogEntry(*row) for row in rows]
 
@@ -174,7 +175,7 @@ class VideoCatalog:
         """Add a file (or refresh its version) to be indexed now by the caller; the file must exist."""
         state = FileState.of(Path(path))
         now = time.time()
-        with self._connect() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO videos (video_id, path, size, mtime_ns, registered_at, requested_version, updated_at) "
                 "VALUES (:id, :path, :size, :mtime, :now, :version, :now) ON CONFLICT(video_id) DO UPDATE SET "
@@ -213,19 +214,19 @@ class VideoCatalog:
 
     def last_indexed_at(self) -> float | None:
         """When a video was last marked indexed (None: never)."""
-        with self._connect() as conn:
+        with self.transaction() as conn:
             (when,) = conn.execute("SELECT MAX(updated_at) FROM videos WHERE state = :s", {"s": INDEXED}).fetchone()
         return when
 
     def state_counts(self) -> dict[str, int]:
-        with self._connect() as conn:
+        with self.transaction() as conn:
             return {state: n for state, n in conn.execute("SELECT state, COUNT(*) FROM videos GROUP BY state")}
 
     # ------------------------------------------------------ sensor (ticks)
     def apply_tick(self, plan: TickPlan) -> None:
         """Record a tick's decisions tentatively (stamped with its tick number), in one transaction."""
         now = time.time()
-        with self._connect() as conn:
+        with self.transaction() as conn:
             conn.executemany(
                 "INSERT INTO videos (video_id, path, size, mtime_ns, registered_at, requested_version, "
                 "request_tick, updated_at) VALUES (:id, :path, :size, :mtime, :now, :version, :tick, :now) "
@@ -270,7 +271,7 @@ class VideoCatalog:
     def mark_failed(self, video_id: str, stage: str, message: str, run_id: str | None = None) -> None:
         """Record a failure. Within one run the first failure stands: a stage that fails after
         another (a branch that does not depend on it) does not overwrite its stage and message."""
-        with self._connect() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET state = :state, error = :error, failed_stage = :stage, failed_run = :run, "
                 "updated_at = :now WHERE video_id = :id AND NOT (state = :state AND failed_run IS NOT NULL "
@@ -286,11 +287,11 @@ class VideoCatalog:
     def _update(self, video_id: str, **values: object) -> None:
         values["updated_at"] = time.time()
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self._connect() as conn:
+        with self.transaction() as conn:
             conn.execute(f"UPDATE videos SET {assignments} WHERE video_id = :id", {**values, "id": video_id})
 
     def remove(self, video_ids: Iterable[str]) -> None:
-        with self._connect() as conn:
+        with self.transaction() as conn:
             conn.executemany("DELETE FROM videos WHERE video_id = :id", [{"id": v} for v in video_ids])
 
 

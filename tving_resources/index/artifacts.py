@@ -44,13 +44,14 @@ from tving_resources.index.failpoints import failpoint
 
 T = TypeVar("T")
 
-STAGES = ("video", "scenes", "keyframes", "ocr", "transcript", "captions", "vectors", "rows")
+STAGES = ("video", "scenes", "keyframes", "ocr", "faces", "transcript", "captions", "vectors", "rows")
 # The Dagster asset that produces each stage's results (for messages a user can act on).
 STAGE_ASSETS = {
     "video": "video_metadata",
     "scenes": "scenes",
     "keyframes": "keyframes",
     "ocr": "onscreen_text",
+    "faces": "faces",
     "transcript": "transcript",
     "captions": "captions",
     "vectors": "scene_vectors",

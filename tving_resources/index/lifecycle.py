@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tving_resources.catalog.people import PeopleRegistry
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.errors import (
     NoVideoStreamError,
@@ -65,6 +66,7 @@ def commit_video(
             if "://" not in store.uri:
                 kill_when_new_file(Path(store.uri) / f"{store.table_name}.lance", "commit:during")
             store.replace_video(video_id, rows)
+            _commit_faces(video, chain, store)
             failpoint("commit:after")
             video.mark_committed(chain)
         # rows of the other tables of this profile (live during a rebuild, retired) keep their thumbnails
@@ -73,6 +75,15 @@ def commit_video(
         info = video.load("video", VideoInfo, chain["video"])
         catalog.mark_indexed(video_id, f"{info.size_bytes}-{info.mtime_ns}", info.fingerprint)
     return CommitReport(video_id, rows.num_rows, skipped, pruned, store.table_name)
+
+
+def _commit_faces(video: VideoArtifacts, chain: dict[str, str], store: SceneStore) -> None:
+    """The video's faces into the faces table beside the rows (none recorded: none kept)."""
+    from tving_resources.index.faces import SceneFaces, face_rows
+    from tving_resources.store.faces import FaceStore
+
+    faces = video.load("faces", SceneFaces, chain["faces"]) if "faces" in chain else SceneFaces.off()
+    FaceStore(store.uri, store.stamp.profile).replace_video(video.video_id, face_rows(video.video_id, faces))
 
 
 def display_name(name: str) -> str:
@@ -147,6 +158,7 @@ def remove_video(
         tables = delete_video_everywhere(lancedb_uri, video_id)
         for store in stores:
             store.remove_video(video_id)
+        PeopleRegistry(catalog).forget_video(video_id)
         catalog.remove([video_id])
     reason = "removed" if entry is not None else "not in the catalog; leftovers deleted"
     return RemovalReport(video_id, True, reason, tables)

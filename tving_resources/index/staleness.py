@@ -27,10 +27,11 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "scenes": ("video",),
     "keyframes": ("scenes",),
     "ocr": ("keyframes",),
+    "faces": ("keyframes",),
     "transcript": ("video",),
     "captions": ("keyframes", "transcript"),
     "vectors": ("captions", "ocr"),
-    "rows": ("vectors",),
+    "rows": ("vectors", "faces"),
     INDEX_STAGE: ("rows",),
 }
 

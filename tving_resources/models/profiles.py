@@ -28,6 +28,9 @@ class ModelProfile:
     # a multilingual encoder for what is said (transcripts); None: the text encoder, already
     # multilingual (lite). The full profile's text encoder, UAE-Large-V1, knows English only.
     transcript_model: str | None = None
+    # faces: dlib's detector and encoder (from a PyPI package) in both profiles; a models-folder
+    # path or id with the same files can replace them
+    face_model: str = "lite/dlib-resnet-v1"
 
     def with_overrides(self, **models: str | None) -> ModelProfile:
         return replace(self, **{k: v for k, v in models.items() if v})

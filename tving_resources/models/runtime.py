@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tving_resources.config import caption_adapter_from_env, resolve_paths
+from tving_resources.config import caption_adapter_from_env, faces_from_env, resolve_paths
 from tving_resources.errors import ConfigError, ModelNotAvailableError
 from tving_resources.models.cache import MODEL_CACHE
 from tving_resources.models.profiles import ModelProfile, get_profile
@@ -38,6 +38,7 @@ _OVERRIDE_FIELDS = {
     "frame_encoder": "frame_model",
     "translator": "translation_model",
     "output_translator": "output_translation_model",
+    "face_encoder": "face_model",
 }
 
 
@@ -72,6 +73,10 @@ class RuntimeConfig(BaseModel):
         default=75.0, description="text lines read with less confidence (0-100) are dropped"
     )
     ocr_frames_per_scene: int = Field(default=1, description="keyframes read per scene (the middle ones)")
+    faces: bool = Field(
+        default_factory=faces_from_env,
+        description="find and describe faces in the keyframes (people search); off: none stored; TVING_FACES",
+    )
 
 
 class ModelRuntime:
@@ -127,6 +132,7 @@ class ModelRuntime:
             "text_encoder": p.text_model,
             "transcript_encoder": p.transcript_model or p.text_model,
             "frame_encoder": p.frame_model,
+            "face_encoder": p.face_model,
             "translator": p.translation_model or "",
             "output_translator": p.output_translation_model or "",
         }
@@ -150,6 +156,7 @@ class ModelRuntime:
             },
             "vectors": {"text_model": p.text_model, "frame_model": p.frame_model,
                         "transcript_model": p.transcript_model or p.text_model},
+            "faces": {"enabled": c.faces, "model": p.face_model, "detector": "dlib-hog", "upsample": 0},
             "ocr": {"enabled": c.ocr, "languages": c.ocr_languages, "min_confidence": c.ocr_min_confidence,
                     "frames_per_scene": c.ocr_frames_per_scene, "reader": _ocr_version()},
         }.get(stage, {})  # fmt: skip
@@ -209,6 +216,19 @@ class ModelRuntime:
 
     def frame_encoder(self):
         return self._memo("frame_encoder", self._build_frame_encoder)
+
+    def face_encoder(self):
+        """The face detector and encoder (dlib), loaded once a process."""
+        return self._memo("face_encoder", self._build_face_encoder)
+
+    def _build_face_encoder(self):
+        from tving_resources.models.wrappers.faces import LITE_FACE_MODEL, FaceEncoder, packaged_model_folder
+
+        model_id = self.profile.face_model
+        folder = (
+            packaged_model_folder() if model_id == LITE_FACE_MODEL else Path(self._location(model_id, "face encoder"))
+        )
+        return MODEL_CACHE.get(f"faces:{folder}", lambda: FaceEncoder(folder, model_id))
 
     def translator(self):
         """ko->en query translator, or None when the text encoder reads Korean itself."""

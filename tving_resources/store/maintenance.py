@@ -80,13 +80,13 @@ def _value_counts(column: pa.ChunkedArray) -> dict[Any, int]:
 
 
 def delete_video_everywhere(uri: str, video_id: str) -> int:
-    """Delete a video's rows from every profile's table (a removed file leaves nothing behind)."""
+    """Delete a video's rows and faces from every profile's tables (a removed file leaves nothing behind)."""
     if not is_video_id(video_id):
         raise ValueError(f"invalid video id {video_id!r}")
     db = connect(uri)
     touched = 0
     for name in list_table_names(db):
-        if name.startswith("scenes_"):
+        if name.startswith(("scenes_", "faces_")):
             table = db.open_table(name)
             retry_on_conflict(lambda t=table: t.delete(f"video_id = '{video_id}'"))
             touched += 1

@@ -80,6 +80,12 @@ def connect(uri: str):
     return lancedb.connect(uri, read_consistency_interval=timedelta(0))
 
 
+def is_scene_id(value: str) -> bool:
+    """``<video id>:<5 digits>``, as :func:`tving_resources.store.schema.scene_id` makes them."""
+    video_id, _, index = value.rpartition(":")
+    return is_video_id(video_id) and len(index) == 5 and index.isdigit()
+
+
 @dataclass(frozen=True)
 class SceneFilter:
     """Typed search filters, turned into a LanceDB ``where`` string by this module only.
@@ -91,6 +97,7 @@ class SceneFilter:
     video_ids: tuple[str, ...] = ()
     start_at_or_after: float | None = None  # scene ends after this time
     end_at_or_before: float | None = None  # scene starts before this time
+    scene_ids: tuple[str, ...] | None = None  # only these scenes (None: any; empty: none)
 
     def to_where(self) -> str | None:
         clauses = []
@@ -99,6 +106,11 @@ class SceneFilter:
             if bad:
                 raise ValueError(f"invalid video id(s): {', '.join(map(repr, bad))}")
             clauses.append("video_id IN (" + ", ".join(f"'{v}'" for v in self.video_ids) + ")")
+        if self.scene_ids is not None:
+            bad = [s for s in self.scene_ids if not is_scene_id(s)]
+            if bad:
+                raise ValueError(f"invalid scene id(s): {', '.join(map(repr, bad[:3]))}")
+            clauses.append("scene_id IN (" + (", ".join(f"'{s}'" for s in self.scene_ids) or "''") + ")")
         if self.start_at_or_after is not None:
             clauses.append(f"`end` > {float(self.start_at_or_after)!r}")
         if self.end_at_or_before is not None:

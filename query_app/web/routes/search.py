@@ -13,6 +13,7 @@ from pydantic import BaseModel, create_model
 from query_app.search import MAX_K, MAX_QUERY_CHARS, SearchResponse, SearchResult
 from query_app.web.state import MAX_FILTER_IDS, MAX_SECONDS, AppState, app_state
 from query_app.web.uploads import read_image
+from tving_resources.catalog.people import MAX_NAME
 
 router = APIRouter()
 State = Annotated[AppState, Depends(app_state)]
@@ -32,7 +33,9 @@ SearchOut = _response_model(SearchResponse, "SearchOut", results=(list[SearchRes
 @router.get("/search", tags=["search"], responses={200: {"model": SearchOut}}, response_class=JSONResponse)
 async def search(
     state: State,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Korean or English")],
+    q: Annotated[
+        str | None, Query(max_length=MAX_QUERY_CHARS, description="Korean or English (optional with person)")
+    ] = None,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
     video: Annotated[list[str] | None, Query(description=f"only these video ids (at most {MAX_FILTER_IDS})")] = None,
     start: Annotated[
@@ -45,10 +48,16 @@ async def search(
     min_score: Annotated[
         float | None, Query(ge=0, le=1, allow_inf_nan=False, description="default: the profile's")
     ] = None,
+    person: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_NAME, description="only this person's scenes: a name or an id")
+    ] = None,
 ) -> JSONResponse:
-    """Top-k frames for a query. (Returned as a plain JSON response: FastAPI's generic
-    encoder costs more CPU per query than the rest of the request handling.)"""
-    return JSONResponse(await state.run_search(q, k, video, start, end, per_video, min_score))
+    """Top-k frames for a query; with ``person``, within that person's scenes (without ``q``: the
+    person's scenes in video and time order). (Returned as a plain JSON response: FastAPI's
+    generic encoder costs more CPU per query than the rest of the request handling.)"""
+    if not (q or "").strip() and not person:
+        raise HTTPException(status_code=422, detail="give q (a query), person, or both")
+    return JSONResponse(await state.run_search((q or "").strip(), k, video, start, end, per_video, min_score, person))
 
 
 @router.post("/search/image", tags=["search"])
@@ -60,6 +69,18 @@ async def search_image(
 ) -> dict[str, Any]:
     """Frames that look like an image (lite: its labels; full: its CLIP embedding)."""
     return await state.run_similar(await read_image(file, state.decode_slots), None, k, min_score)
+
+
+@router.post("/search/face", tags=["search"])
+async def search_face(
+    state: State,
+    file: Annotated[UploadFile, File(description="a photo showing one face (JPEG, PNG, WebP)")],
+    k: Annotated[int, Form(ge=1, le=MAX_K)] = 5,
+    per_video: Annotated[int | None, Form(ge=1, le=MAX_K)] = None,
+) -> dict[str, Any]:
+    """The scenes where the face in the photo appears, nearest first (400 when the photo shows
+    no face, or several)."""
+    return await state.run_face(await read_image(file, state.decode_slots), k, per_video)
 
 
 @router.get("/search/similar", tags=["search"])
@@ -74,13 +95,23 @@ async def search_similar(
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def search_page(request: Request, state: State, q: str = "", k: int = 5, similar: str = "") -> HTMLResponse:
-    context: dict[str, Any] = {"q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search"}
+async def search_page(
+    request: Request, state: State, q: str = "", k: int = 5, similar: str = "", person: str = ""
+) -> HTMLResponse:
+    person = person.strip()[:MAX_NAME]
+    context: dict[str, Any] = {
+        "q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search", "person": person
+    }  # fmt: skip
+    k = max(1, min(k, MAX_K))
     try:
         if similar:
-            context.update(await state.run_similar(None, similar[:100], max(1, min(k, MAX_K)), None))
-        elif q.strip():
-            context.update(await state.run_search(q[:MAX_QUERY_CHARS], max(1, min(k, MAX_K)), None, None, None, None))
+            context.update(await state.run_similar(None, similar[:100], k, None))
+        elif q.strip() or person:
+            if person:
+                context["person_label"] = await state.person_label(person)
+            if person and not q.strip():
+                k = MAX_K  # a person's scenes: all of them, up to the page's limit
+            context.update(await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, None, None, None, None, None, person))
     except HTTPException as exc:
         context["error"] = exc.detail
     return state.templates.TemplateResponse(request, "search.html", context)
