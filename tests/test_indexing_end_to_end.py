@@ -47,6 +47,7 @@ def test_each_model_loaded_once_for_the_whole_call(indexed_library):
         "captioner:lite/efficientnet-lite0:cpu",
         "text:lite/multilingual-e5-small",
         "ocr:tesseract:kor+eng",
+        "faces:lite/dlib-resnet-v1",
     }
     assert all(count == 1 for count in loads.values()), loads
 

@@ -272,3 +272,32 @@ def test_the_api_lists_names_merges_and_searches_people(client, photos):
     scenes_page = client.get("/", params={"person": astronaut})
     assert scenes_page.text.count('data-testid="result-card"') == 4
     assert scenes_page.text.count('data-testid="people-seen"') == 4
+
+
+def test_the_threshold_separates_real_faces(tmp_path):
+    """FACE_THRESHOLD against real photos: one player in two frames of opencv-doc's basketball
+    clip is one person; the astronaut, Messi and that player are three."""
+    from itertools import combinations
+
+    from skimage import data
+
+    from tving_resources.index.people import FACE_THRESHOLD
+    from tving_resources.models.runtime import ModelRuntime
+
+    encoder = ModelRuntime().face_encoder()
+    examples = MESSI.parent
+    pictures = {
+        "astronaut": data.astronaut(),
+        "messi": np.asarray(Image.open(MESSI).convert("RGB")),
+        "player 1": np.asarray(Image.open(examples / "basketball1.png").convert("RGB")),
+        "player 2": np.asarray(Image.open(examples / "basketball2.png").convert("RGB")),
+    }
+    # the small faces need the picture doubled (the astronaut's emblem then passes for a face too:
+    # the surest face of each picture is the one)
+    found = {name: max(encoder.faces(picture, upsample=1), key=lambda f: f.score) for name, picture in pictures.items()}
+    distance = {
+        (a, b): float(np.linalg.norm(found[a].embedding - found[b].embedding)) for a, b in combinations(found, 2)
+    }
+    assert distance["player 1", "player 2"] < FACE_THRESHOLD - 0.15
+    others = [d for pair, d in distance.items() if pair != ("player 1", "player 2")]
+    assert min(others) > FACE_THRESHOLD + 0.15, distance

@@ -28,12 +28,26 @@ def bench(ctx: click.Context, profile_name: str | None, tiny: bool) -> None:
 @bench.command("index")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--no-ocr", is_flag=True, help="Without on-screen text (to see what OCR costs).")
+@click.option("--no-faces", is_flag=True, help="Without faces (to see what the faces stage costs).")
 @click.option("--json", "as_json", is_flag=True)
-def bench_index(paths: tuple[str, ...], no_ocr: bool, as_json: bool) -> None:
+def bench_index(paths: tuple[str, ...], no_ocr: bool, no_faces: bool, as_json: bool) -> None:
     """Index PATHS (default: the sample videos) into a fresh temporary home; report speed and memory."""
     from tving_dev.bench.indexing import run_index_benchmark
 
-    report = run_index_benchmark([Path(p) for p in paths] or None, ocr=not no_ocr)
+    report = run_index_benchmark([Path(p) for p in paths] or None, ocr=not no_ocr, faces=not no_faces)
+    echo_json(report) if as_json else click.echo(report["summary"])
+
+
+@bench.command("people")
+@click.option("--faces", default=100_000, show_default=True, type=click.IntRange(2), help="Synthetic faces.")
+@click.option("--per-person", default=50, show_default=True, type=click.IntRange(1), help="Faces per person.")
+@click.option("--new", "new_faces", default=1000, show_default=True, help="Faces then grouped incrementally.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_people(faces: int, per_person: int, new_faces: int, as_json: bool) -> None:
+    """The people asset over many faces (synthetic embeddings): time, peak memory, agreement."""
+    from tving_dev.bench.people import run_people_benchmark
+
+    report = run_people_benchmark(faces, per_person, new_faces)
     echo_json(report) if as_json else click.echo(report["summary"])
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from tving_dev.bench.measure import gpu_peak_mb, or_na, peak_rss_mb, reset_gpu_peak
-from tving_resources.models.runtime import ModelRuntime
+from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 
 
-def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> dict:
+def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True, faces: bool = True) -> dict:
     """Index ``paths`` (default: the PyPI sample videos) into a fresh temporary home.
 
     Model loading and the once-per-process set-up (LanceDB's and PySceneDetect's imports, the new
@@ -32,8 +32,9 @@ def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> di
         from tving_assets.indexing import STAGE_NAMES, index_videos
 
         imports = time.perf_counter() - started
-        runtime = ModelRuntime()
-        load = runtime.warm_up(("speech", "captioner", "text_encoder", "frame_encoder", "text_reader"))
+        runtime = ModelRuntime(RuntimeConfig(ocr=ocr, faces=faces))
+        roles = ("speech", "captioner", "text_encoder", "frame_encoder", "text_reader", "face_encoder")
+        load = runtime.warm_up(roles[: None if faces else -1])
         # once per process or home, like the model load: the imports of the table and scene-cut
         # libraries (PySceneDetect runs ffmpeg once at import) and the new home's Dagster instance
         started = time.perf_counter()
@@ -43,7 +44,7 @@ def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> di
         from tving_assets.instance import get_instance
         from tving_assets.resources import ModelRuntimeResource
 
-        resources = build_resources(models=ModelRuntimeResource(ocr=ocr))
+        resources = build_resources(models=ModelRuntimeResource(ocr=ocr, faces=faces))
         instance = get_instance(resources["settings"].paths.home)
         setup = time.perf_counter() - started
         started = time.perf_counter()
@@ -55,6 +56,8 @@ def run_index_benchmark(paths: list[Path] | None = None, ocr: bool = True) -> di
     stage_total = sum(per_stage.values())
     report = {
         "profile": runtime.profile.name,
+        "ocr": ocr,
+        "faces": faces,
         "videos": len(results),
         "failed": [f"{r.path}: {r.error}" for r in failed],
         "video_seconds": round(video_seconds, 2),

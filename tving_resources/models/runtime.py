@@ -228,7 +228,8 @@ class ModelRuntime:
         folder = (
             packaged_model_folder() if model_id == LITE_FACE_MODEL else Path(self._location(model_id, "face encoder"))
         )
-        return MODEL_CACHE.get(f"faces:{folder}", lambda: FaceEncoder(folder, model_id))
+        key = f"faces:{model_id}" if model_id == LITE_FACE_MODEL else f"faces:{folder}"
+        return MODEL_CACHE.get(key, lambda: FaceEncoder(folder, model_id))
 
     def translator(self):
         """ko->en query translator, or None when the text encoder reads Korean itself."""
