@@ -235,3 +235,41 @@ def make_people_clips(folder: Path) -> dict[str, Path]:
         concat(segments, folder / name)
         clips[name] = folder / name
     return clips
+
+
+LONG_SHOT_SENTENCES = (
+    ("The chef is cooking fresh pasta in a busy restaurant kitchen.", "a cook preparing noodles for dinner guests"),
+    ("Heavy rain is falling on the quiet city streets tonight.", "a stormy wet evening downtown"),
+    ("The football team celebrated their victory in the stadium.", "soccer players cheering after winning the match"),
+    ("A doctor examined the patient in the hospital emergency room.", "a physician treating a sick person"),
+    ("The children are building a sandcastle on the sunny beach.", "kids playing with sand by the sea"),
+    ("The old train arrived late at the mountain station.", "a railway journey through the hills"),
+)
+
+
+def make_long_shot(folder: Path, gap: float = 1.5) -> tuple[Path, list[tuple[float, float]]]:
+    """One shot of one photo (no cut) over which the sentences of LONG_SHOT_SENTENCES are spoken
+    one after another, ``gap`` seconds apart; returns the clip and each sentence's (start, end)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spans, t = [], gap
+    parts = []
+    for i, (sentence, _) in enumerate(LONG_SHOT_SENTENCES):
+        wav = folder / f"long{i}.wav"
+        run("espeak-ng", "-s", "150", "-w", str(wav), sentence)
+        length = wav_seconds(wav)
+        spans.append((round(t, 3), round(t + length, 3)))
+        t += length + gap
+        parts.append(wav)
+    # the sentences placed at their start times on one silent track
+    inputs, filters = [], []
+    for i, (wav, (start, _)) in enumerate(zip(parts, spans, strict=True)):
+        inputs += ["-i", str(wav)]
+        filters.append(f"[{i}:a]adelay={round(start * 1000)}:all=1[a{i}]")
+    mix = "".join(f"[a{i}]" for i in range(len(parts)))
+    filters.append(f"{mix}amix=inputs={len(parts)}:normalize=0,apad=whole_dur={t:.3f}[out]")
+    audio = folder / "long.wav"
+    run("ffmpeg", "-y", "-loglevel", "error", *inputs, "-filter_complex", ";".join(filters), "-map", "[out]",
+        "-ar", "16000", "-ac", "1", str(audio))  # fmt: skip
+    out = folder / "long shot.mp4"
+    still_segment(photo_png("chelsea", folder), round(t * FPS) / FPS, out, audio=audio)
+    return out, spans

@@ -173,3 +173,56 @@ def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, t
             assert all("Eileen Collins" in results.nth(i).inner_text() for i in range(results.count()))
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
+)
+def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path):
+    import subprocess
+
+    import opentimelineio as otio
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            page.goto(server + "/login")
+            page.fill("input[name=token]", TOKEN)
+            page.click("[data-testid=login-form] button")
+            page.wait_for_url(server + "/")
+            page.fill("#q", SPOKEN_SCENES[0].paraphrase)
+            page.press("#q", "Enter")
+            cards = page.locator("[data-testid=result-card]")
+            cards.first.wait_for()
+            assert "moment" in cards.first.locator("[data-testid=moment]").inner_text()
+            picked = [cards.nth(i).get_attribute("data-item") for i in (0, 2)]
+            cards.nth(0).locator("[data-testid=select-result]").check()
+            cards.nth(2).locator("[data-testid=select-result]").check()
+            assert page.locator("[data-testid=picked-count]").inner_text() == "2 selected"
+
+            with page.expect_download() as reel_download:
+                page.click("[data-testid=make-reel]")
+            reel = tmp_path / "reel.mp4"
+            reel_download.value.save_as(reel)
+            frames = subprocess.run(
+                ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                 "stream=nb_read_frames", "-of", "csv=p=0", str(reel)],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            spans = [tuple(float(x) for x in item.split(":")[1:]) for item in picked]
+            assert abs(int(frames) / 25 - sum(end - start for start, end in spans)) <= 2 / 25
+
+            page.select_option("[data-testid=timeline-format]", "otio")
+            with page.expect_download() as timeline_download:
+                page.click("[data-testid=make-timeline]")
+            assert timeline_download.value.suggested_filename == "tving-timeline.otio"
+            target = tmp_path / "timeline.otio"
+            timeline_download.value.save_as(target)
+            clips = list(otio.adapters.read_from_file(str(target)).find_clips())
+            assert [round(c.source_range.start_time.to_seconds(), 1) for c in clips] == [
+                round(start, 1) for start, _ in spans
+            ]
+        finally:
+            browser.close()

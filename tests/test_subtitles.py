@@ -60,8 +60,9 @@ def test_subtitle_lines_find_their_scenes(subtitled):
 
 
 def test_export_round_trips(subtitled, monkeypatch):
+    import opentimelineio as otio
+
     from tving_cli.main import main
-    from tving_resources.index.export import parse_edl
 
     monkeypatch.setenv("TVING_HOME", str(subtitled["home"]))
     video_id = subtitled["results"]["sidecar.mp4"].video_id
@@ -77,7 +78,8 @@ def test_export_round_trips(subtitled, monkeypatch):
     starts = [round(s["start"], 2) for s in scenes]
     assert starts[1:] == [round(c, 2) for c in subtitled["cuts"]]
     assert list(csv.DictReader(io.StringIO(out["csv"].output)))[2]["transcript"] == SIDECAR_LINE
-    events = parse_edl(out["edl"].output, fps=25)
+    clips = otio.adapters.read_from_string(out["edl"].output, "cmx_3600", rate=25).find_clips()
+    events = [(c.source_range.start_time.to_seconds(), c.source_range.end_time_exclusive().to_seconds()) for c in clips]
     assert [(round(a, 2), round(b, 2)) for a, b in events] == [
         (round(s["start"], 2), round(s["end"], 2)) for s in scenes
     ]

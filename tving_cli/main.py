@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import bench, indexing, library, operations, people, searching, serving
+from . import bench, editing, indexing, library, operations, people, searching, serving
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +50,7 @@ def _top_level_commands(module) -> list[click.Command]:
     return [c for c in found if id(c) not in nested]
 
 
-for _module in (indexing, library, people, searching, serving, operations, bench):
+for _module in (indexing, library, people, searching, editing, serving, operations, bench):
     for _command in _top_level_commands(_module):
         main.add_command(_command)
 

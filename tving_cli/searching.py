@@ -105,6 +105,8 @@ def _print_response(response) -> None:
             f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{fmt_time(r.start)}-{fmt_time(r.end)}]"
             f"  frame @ {fmt_time(r.timestamp)}  score {r.score:.3f}"
         )
+        if r.moment:
+            click.echo(f"    moment:  {fmt_time(r.moment.start)}-{fmt_time(r.moment.end)} ({r.moment.source})")
         click.echo(f"    caption: {r.caption}")
         if r.transcript_snippet:
             click.echo(f'    speech:  "{r.transcript_snippet}"')

@@ -34,6 +34,7 @@ from query_app.search.fusion import (
     squash_bm25,
     vector_matrix,
 )
+from query_app.search.moments import MomentFinder, picture_moment
 from query_app.search.people import PeopleIndex
 from query_app.search.results import (
     DEFAULT_MIN_SCORE,
@@ -112,6 +113,7 @@ class SceneSearch:
             raise QueryError(f"signals must be among {', '.join(SIGNALS)}")
         self.signals = tuple(signals)  # which signals gather candidates (all three, or one for evaluation)
         self.people = PeopleIndex(self.uri, self.runtime.profile.name, self.paths)
+        self.moments = MomentFinder(self.paths, self.runtime.profile.name)
         self._live: tuple[SceneStore, ModelRuntime] | None = None  # the live table, its encoders
         self._registry = TableRegistry(self.uri)
         self._registry_signature: float | None = None
@@ -288,6 +290,8 @@ class SceneSearch:
         timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
 
         people = self.people.people_in_scenes([row["scene_id"] for row in shown_rows])
+        live_store, encoders = self._live_table()
+        passages = encoders.transcript_encoder() if live_store.stamp.transcript_model else encoders.text_encoder()
         responses = []
         for i, request in enumerate(batch.requests):
             results = []
@@ -296,6 +300,7 @@ class SceneSearch:
                 frame_score, frame = best_frame(frames[j].values, batch.fvecs[i])
                 signals = {**signals, "frame": frame_score}
                 result = self.result_from_row(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i])
+                result = self.moments.place(result, batch.tvecs[i], passages)
                 results.append(dataclasses.replace(result, people=people.get(result.scene_id, ())))
             responses.append(
                 SearchResponse(
@@ -414,4 +419,5 @@ class SceneSearch:
             transcript_snippet=snippet(row["transcript"], query),
             onscreen_text=row.get("ocr_text") or "",
             scores={k: round(v, 4) for k, v in signals.items()},
+            moment=picture_moment(times[frame], row["start"], row["end"]),
         )

@@ -39,6 +39,16 @@ class PersonRef:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """The part of a result's scene that matches (seconds in the video): what was said
+    (``speech``), or the picture around the frame (``picture``)."""
+
+    start: float
+    end: float
+    source: str
+
+
+@dataclass(frozen=True)
 class SearchResult:
     rank: int
     score: float
@@ -57,6 +67,7 @@ class SearchResult:
     onscreen_text: str  # text read on the scene's frames
     scores: dict[str, float]  # per signal: caption, transcript, text, frame
     people: tuple[PersonRef, ...] = ()  # the people whose faces the scene's keyframes show
+    moment: Moment | None = None  # the part of the scene that matches (always set by the engine)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -28,7 +28,7 @@ from query_app.describe import VideoDescriber
 from query_app.search import SceneSearch, SearchBatcher
 from query_app.web.dagster_status import DagsterStatusClient
 from query_app.web.guard import AccessPolicy, GuardMiddleware
-from query_app.web.routes import describe, library, people, search, service
+from query_app.web.routes import describe, editing, library, people, search, service
 from query_app.web.state import AppState
 from query_app.web.uploads import DECODE_CONCURRENCY
 from tving_resources.config import Paths, dagster_url_from_env, resolve_paths
@@ -78,7 +78,7 @@ def create_app(
     app.state.tving = state
     app.add_middleware(GuardMiddleware, policy=policy, sessions=state.sessions, throttle=state.throttle)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
-    for area in (service, search, library, people, describe):
+    for area in (service, search, library, people, editing, describe):
         app.include_router(area.router)
 
     @app.exception_handler(RequestValidationError)

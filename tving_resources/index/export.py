@@ -1,6 +1,6 @@
 """A video's transcript and scene list for other tools (``tving export``): subtitles (SRT,
 WebVTT, written by pysubs2) and the scene list with captions (CSV, JSON, and a CMX 3600 EDL for
-editing tools). The EDL is a dozen lines of a fixed text format: written here, no library."""
+editing tools, written by OpenTimelineIO: see :mod:`tving_resources.edit.timeline`)."""
 
 from __future__ import annotations
 
@@ -68,40 +68,18 @@ def subtitles(transcript: Transcript, fmt: str) -> str:
     return subs.to_string(fmt)
 
 
-def timecode(seconds: float, fps: int) -> str:
-    frames = round(seconds * fps)
-    hours, rest = divmod(frames, 3600 * fps)
-    minutes, rest = divmod(rest, 60 * fps)
-    secs, frame = divmod(rest, fps)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}:{frame:02d}"
-
-
 def edl(info: VideoInfo, rows: list[dict]) -> str:
-    """CMX 3600: one video event per scene, source and record times equal, the caption as a comment."""
-    fps = max(1, round(info.fps))
-    lines = [f"TITLE: {info.name}", "FCM: NON-DROP FRAME", ""]
-    for i, row in enumerate(rows, 1):
-        start, end = timecode(row["start"], fps), timecode(row["end"], fps)
-        lines.append(f"{i:03d}  AX       V     C        {start} {end} {start} {end}")
-        lines.append(f"* FROM CLIP NAME: {info.name}")
-        lines.append(f"* COMMENT: {' '.join(row['caption'].split())}")
-        lines.append("")
-    return "\n".join(lines)
+    """CMX 3600: one event per scene of the video, the caption as its clip name's comment."""
+    from pathlib import Path
 
+    from tving_resources.edit.timeline import TimelineClip, build_timeline, write_timeline
 
-def parse_edl(text: str, fps: int) -> list[tuple[float, float]]:
-    """(start, end) seconds of each event of an EDL written by :func:`edl` (for round trips)."""
-
-    def seconds(code: str) -> float:
-        h, m, s, f = (int(x) for x in code.split(":"))
-        return h * 3600 + m * 60 + s + f / fps
-
-    events = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 8 and parts[0].isdigit():
-            events.append((seconds(parts[4]), seconds(parts[5])))
-    return events
+    clips = [
+        TimelineClip(Path(info.path), row["start"], row["end"], info.fps, info.duration,
+                     f"{info.name} scene {row['scene']}", " ".join(row["caption"].split()))
+        for row in rows
+    ]  # fmt: skip
+    return write_timeline(build_timeline(info.name, clips), "edl")
 
 
 def load_indexed_video(paths, profile: str, video: str) -> IndexedVideo:

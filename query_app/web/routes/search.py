@@ -96,13 +96,20 @@ async def search_similar(
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def search_page(
-    request: Request, state: State, q: str = "", k: int = 5, similar: str = "", person: str = ""
+    request: Request,
+    state: State,
+    q: str = "",
+    k: int = 5,
+    similar: str = "",
+    person: str = "",
+    video: Annotated[list[str] | None, Query()] = None,
 ) -> HTMLResponse:
+    """The search page; its state (query, k, person, videos) is all in its URL, to share."""
     person = person.strip()[:MAX_NAME]
-    context: dict[str, Any] = {
-        "q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search", "person": person
-    }  # fmt: skip
+    videos = [v for v in (video or [])[:MAX_FILTER_IDS] if v]
     k = max(1, min(k, MAX_K))
+    context: dict[str, Any] = {"q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search",
+                               "person": person, "videos": videos, "k": k}  # fmt: skip
     try:
         if similar:
             context.update(await state.run_similar(None, similar[:100], k, None))
@@ -111,7 +118,8 @@ async def search_page(
                 context["person_label"] = await state.person_label(person)
             if person and not q.strip():
                 k = MAX_K  # a person's scenes: all of them, up to the page's limit
-            context.update(await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, None, None, None, None, None, person))
+            found = await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, videos, None, None, None, None, person)
+            context.update(found)
     except HTTPException as exc:
         context["error"] = exc.detail
     return state.templates.TemplateResponse(request, "search.html", context)
@@ -119,7 +127,15 @@ async def search_page(
 
 @router.post("/", response_class=HTMLResponse, include_in_schema=False)
 async def image_search_page(request: Request, state: State, image: Annotated[UploadFile, File()]) -> HTMLResponse:
-    context: dict[str, Any] = {"q": "", "results": None, "error": None, "page": "search"}
+    context: dict[str, Any] = {
+        "q": "",
+        "results": None,
+        "error": None,
+        "page": "search",
+        "person": "",
+        "videos": [],
+        "k": 5,
+    }
     try:
         context.update(await state.run_similar(await read_image(image, state.decode_slots), None, 5, None))
     except HTTPException as exc:

@@ -1,8 +1,10 @@
 // Plain JavaScript for the three pages; no framework, no CDN.
 "use strict";
 
-function playAt(player, src, seconds) {
+function playAt(player, src, seconds, until) {
   // Seek once the metadata is known; the server answers range requests, so seeking is cheap.
+  // With `until`, playing stops at the end of the moment.
+  player.ontimeupdate = until ? () => { if (player.currentTime >= until) { player.pause(); player.ontimeupdate = null; } } : null;
   const seek = () => { player.currentTime = seconds; player.play().catch(() => {}); };
   if (player.getAttribute("src") !== src) {
     player.setAttribute("src", src);
@@ -22,10 +24,10 @@ document.querySelectorAll("[data-testid=result-card]").forEach((card) => {
     const player = document.getElementById("player");
     wrap.hidden = false;
     document.getElementById("now-playing").textContent = card.dataset.title;
-    playAt(player, card.dataset.stream, parseFloat(card.dataset.timestamp));
+    playAt(player, card.dataset.stream, parseFloat(card.dataset.timestamp), parseFloat(card.dataset.end));
     wrap.scrollIntoView({ behavior: "smooth", block: "nearest" });
   };
-  card.addEventListener("click", open);
+  card.addEventListener("click", (e) => { if (!e.target.closest("a, input, label")) open(); });
   card.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
 });
 
@@ -127,4 +129,32 @@ if (statusBox) {
     if (s.error) note.className = "error";
     statusBox.replaceChildren(heading, note, list);
   });
+}
+
+// ---- search page: selected results go to a reel or a timeline, in result order
+const editForm = document.getElementById("edit-form");
+if (editForm) {
+  const boxes = () => Array.from(document.querySelectorAll("[data-testid=select-result]"));
+  const count = () => {
+    const n = boxes().filter((b) => b.checked).length;
+    document.getElementById("picked-count").textContent = `${n} selected`;
+  };
+  boxes().forEach((b) => b.addEventListener("change", count));
+  editForm.addEventListener("submit", (e) => {
+    editForm.querySelectorAll("input[name=item]").forEach((i) => i.remove());
+    const picked = boxes().filter((b) => b.checked);
+    if (!picked.length) { e.preventDefault(); alert("Select one or more results first."); return; }
+    picked.forEach((b) => {
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = "item"; input.value = b.value;
+      editForm.appendChild(input);
+    });
+  });
+}
+
+// ---- watch page: play the video from the moment in the link
+const watchPlayer = document.getElementById("watch-player");
+if (watchPlayer) {
+  const end = watchPlayer.dataset.end ? parseFloat(watchPlayer.dataset.end) : undefined;
+  playAt(watchPlayer, watchPlayer.dataset.stream, parseFloat(watchPlayer.dataset.start), end);
 }
