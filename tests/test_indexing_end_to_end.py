@@ -187,5 +187,5 @@ def test_stale_plan_covers_indexed_videos_and_follows_settings(indexed_library):
     for plan in plan_stale(changed):
         assert list(plan.reasons) == ["scenes"] and "threshold: 27.0 -> 31.0" in plan.reasons["scenes"]
         assert plan.assets == [
-            "scenes", "keyframes", "onscreen_text", "captions", "scene_vectors", "scene_rows", "scene_index"
+            "scenes", "keyframes", "onscreen_text", "faces", "captions", "scene_vectors", "scene_rows", "scene_index"
         ]  # fmt: skip

@@ -51,6 +51,18 @@ def bench_people(faces: int, per_person: int, new_faces: int, as_json: bool) -> 
     echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("reel")
+@click.option("--moments", default=50, show_default=True, type=click.IntRange(1, 500), help="Moments, one per video.")
+@click.option("--seconds", default=4.0, show_default=True, help="Seconds per moment.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_reel(moments: int, seconds: float, as_json: bool) -> None:
+    """A reel of MOMENTS moments from as many generated videos: time and peak memory."""
+    from tving_dev.bench.reel import run_reel_benchmark
+
+    report = run_reel_benchmark(moments, seconds)
+    echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("rerun")
 @click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1))
