@@ -301,3 +301,24 @@ def test_the_threshold_separates_real_faces(tmp_path):
     assert distance["player 1", "player 2"] < FACE_THRESHOLD - 0.15
     others = [d for pair, d in distance.items() if pair != ("player 1", "player 2")]
     assert min(others) > FACE_THRESHOLD + 0.15, distance
+
+
+def test_another_face_model_comes_from_a_folder(tmp_path):
+    """The face role takes a dlib-format model from a folder (the full profile's way to plug a
+    stronger one in); a folder without the files is refused in words."""
+    import shutil
+
+    from tving_resources.errors import ModelError
+    from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+    from tving_resources.models.wrappers.faces import packaged_model_folder
+
+    folder = tmp_path / "my-face-model"
+    shutil.copytree(packaged_model_folder(), folder)
+    runtime = ModelRuntime(RuntimeConfig(model_overrides={"face_encoder": str(folder)}))
+    encoder = runtime.face_encoder()
+    assert encoder.model_id == str(folder)
+    assert len(encoder.faces(np.asarray(Image.open(face_picture("astronaut", tmp_path))))) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelError, match=r"lacks shape_predictor_5_face_landmarks\.dat"):
+        ModelRuntime(RuntimeConfig(model_overrides={"face_encoder": str(empty)})).face_encoder()
