@@ -41,6 +41,16 @@ def people_server(people_library, tmp_path_factory):
     yield from _serve(home)
 
 
+def _logged_in(browser, base: str, **options):
+    """A page of ``browser`` logged in to the server at ``base`` with the test token."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, **options)
+    page.goto(base + "/login")
+    page.fill("input[name=token]", TOKEN)
+    page.click("[data-testid=login-form] button")
+    page.wait_for_url(base + "/")
+    return page
+
+
 def _serve(home: Path):
     port = _free_port()
     env = {**os.environ, "TVING_HOME": str(home), "TVING_API_TOKEN": TOKEN}
@@ -139,11 +149,7 @@ def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, t
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(people_server + "/login")
-            page.fill("input[name=token]", TOKEN)
-            page.click("[data-testid=login-form] button")
-            page.wait_for_url(people_server + "/")
+            page = _logged_in(browser, people_server)
 
             page.click("nav >> text=People")
             page.wait_for_url(people_server + "/faces")
@@ -187,11 +193,7 @@ def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-            page.goto(server + "/login")
-            page.fill("input[name=token]", TOKEN)
-            page.click("[data-testid=login-form] button")
-            page.wait_for_url(server + "/")
+            page = _logged_in(browser, server, accept_downloads=True)
             page.fill("#q", SPOKEN_SCENES[0].paraphrase)
             page.press("#q", "Enter")
             cards = page.locator("[data-testid=result-card]")

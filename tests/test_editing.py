@@ -149,3 +149,17 @@ def _items(html: str) -> list[str]:
     import re
 
     return re.findall(r'data-item="([^"]+)"', html)
+
+
+def test_cutting_is_refused_while_every_cut_slot_is_busy(client, results):
+    """Two cuts at once: a third request is answered 429 with Retry-After, not queued."""
+    slots = client.app.state.tving.cut_slots
+    taken = [slots.acquire(blocking=False) for _ in range(2)]
+    try:
+        assert all(taken)
+        busy = client.get(f"/videos/{results[0]['video_id']}/clip", params={"start": 0.5, "end": 1.0})
+        assert busy.status_code == 429 and busy.headers["retry-after"] == "5"
+    finally:
+        for _ in taken:
+            slots.release()
+    assert client.get(f"/videos/{results[0]['video_id']}/clip", params={"start": 0.5, "end": 1.0}).status_code == 200

@@ -49,6 +49,7 @@ class AppState:
     templates: Jinja2Templates
     describe_slots: threading.BoundedSemaphore
     decode_slots: threading.BoundedSemaphore  # uploaded images and videos decoded at once
+    cut_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(2))  # ffmpegs
     sessions: SessionStore = field(default_factory=SessionStore)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     files: VerifiedFiles = field(default_factory=VerifiedFiles)

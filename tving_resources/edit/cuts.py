@@ -141,8 +141,8 @@ def make_reel(
 def probe_duration(path: str | Path, stream: str = "v:0") -> float:
     """Seconds of ``stream`` of the file (ffprobe)."""
     done = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", stream, "-count_packets", "-show_entries",
-         "stream=duration,nb_read_packets,r_frame_rate", "-of", "json", str(path)],
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries", "stream=duration", "-of", "json",
+         str(path)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     info = json.loads(done.stdout)["streams"][0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +28,6 @@ State = Annotated[AppState, Depends(app_state)]
 Seconds = Annotated[float, Query(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 MAX_WEB_SECONDS = 600.0  # the longest clip or reel the server cuts
 MAX_ITEMS = 50
-CUTS_AT_ONCE = threading.BoundedSemaphore(2)  # ffmpeg processes a server runs for its clients
 MEDIA_TYPES = {"otio": "application/json", "edl": "text/plain", "fcpxml": "application/xml"}
 
 
@@ -68,10 +66,10 @@ def _checked_span(state: AppState, stack: ExitStack, video_id: str, start: float
         raise HTTPException(status_code=422, detail=str(exc)) from exc
 
 
-def _cut(work) -> tuple[Path, Path]:
-    """Run ``work(folder) -> file`` in a temporary folder, one of a few at once; the folder is
-    deleted after the response is sent."""
-    if not CUTS_AT_ONCE.acquire(blocking=False):
+def _cut(state: AppState, work) -> tuple[Path, Path]:
+    """Run ``work(folder) -> file`` in a temporary folder, one of a few at once (the server's
+    ``cut_slots``); the folder is deleted after the response is sent."""
+    if not state.cut_slots.acquire(blocking=False):
         raise HTTPException(status_code=429, detail="cutting is busy; retry shortly", headers={"Retry-After": "5"})
     folder = Path(tempfile.mkdtemp(prefix="tving-cut-"))
     try:
@@ -83,7 +81,7 @@ def _cut(work) -> tuple[Path, Path]:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
-        CUTS_AT_ONCE.release()
+        state.cut_slots.release()
 
 
 def _download(folder: Path, file: Path, name: str, media_type: str) -> FileResponse:
@@ -99,7 +97,7 @@ def clip(state: State, video_id: str, start: Seconds, end: Seconds) -> FileRespo
         raise HTTPException(status_code=422, detail=f"need start < end and at most {MAX_WEB_SECONDS:.0f} s")
     with ExitStack() as stack:
         span = _checked_span(state, stack, video_id, start, end)
-        folder, file = _cut(lambda folder: cut_clip(span, folder / "clip.mp4"))
+        folder, file = _cut(state, lambda folder: cut_clip(span, folder / "clip.mp4"))
     return _download(folder, file, f"{video_id}_{start:.2f}-{end:.2f}.mp4", "video/mp4")
 
 
@@ -109,7 +107,7 @@ def reel(state: State, item: Annotated[list[str], Form(description="<video id>:<
     parsed = _parse_items(item)
     with ExitStack() as stack:
         parts = [_checked_span(state, stack, *p) for p in parsed]
-        folder, file = _cut(lambda folder: make_reel(parts, folder / "reel.mp4"))
+        folder, file = _cut(state, lambda folder: make_reel(parts, folder / "reel.mp4"))
     return _download(folder, file, "tving-reel.mp4", "video/mp4")
 
 
