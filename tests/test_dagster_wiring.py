@@ -26,7 +26,8 @@ def test_definitions_load_with_every_part():
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {
         "video_metadata", "scenes", "keyframes", "onscreen_text", "faces", "transcript", "captions", "scene_vectors",
-        "scene_rows", "scene_index", "search_index", "people", "search_quality", "captioner_lora_adapter",
+        "scene_rows", "scene_index", "search_index", "people", "duplicate_footage", "search_quality",
+        "captioner_lora_adapter",
     }  # fmt: skip
     assert {j.name for j in repo.get_all_jobs()} >= {
         "index_video", "refresh_search_indexes", "finetune_captioner", "remove_video_job"

@@ -5,7 +5,7 @@ import warnings
 import dagster as dg
 
 from tving_assets.assets.finetune import captioner_lora_adapter
-from tving_assets.assets.search import people, search_index, search_quality
+from tving_assets.assets.search import duplicate_footage, people, search_index, search_quality
 from tving_assets.assets.video import VIDEO_STAGES
 from tving_assets.automation.schedules import nightly_search_index_refresh
 from tving_assets.automation.sensors import videos_folder_sensor
@@ -39,7 +39,14 @@ def build_definitions(
     without the sensor and schedule when ``automation`` is False (the command line runs jobs)."""
     resources = resources or build_resources()
     return dg.Definitions(
-        assets=[*versioned_stages(resources), search_index, people, search_quality, captioner_lora_adapter],
+        assets=[
+            *versioned_stages(resources),
+            search_index,
+            people,
+            duplicate_footage,
+            search_quality,
+            captioner_lora_adapter,
+        ],
         jobs=[index_video_job, refresh_search_indexes_job, finetune_captioner_job, remove_video_job],
         sensors=[videos_folder_sensor] if automation else [],
         schedules=[nightly_search_index_refresh] if automation else [],

@@ -3,7 +3,7 @@ from pydantic import Field
 
 from tving_assets.assets.finetune import captioner_lora_adapter
 from tving_assets.assets.partitions import videos_partitions
-from tving_assets.assets.search import people, search_index
+from tving_assets.assets.search import duplicate_footage, people, search_index
 from tving_assets.assets.video import GROUP
 from tving_assets.errors import user_errors_as_failures
 from tving_assets.resources import LanceDBResource, TvingSettings
@@ -19,8 +19,11 @@ index_video_job = dg.define_asset_job(
 
 refresh_search_indexes_job = dg.define_asset_job(
     "refresh_search_indexes",
-    selection=dg.AssetSelection.assets(search_index, people),
-    description="The search indexes, and the new faces grouped into people (after indexing, and nightly).",
+    selection=dg.AssetSelection.assets(search_index, people, duplicate_footage),
+    description=(
+        "The search indexes, the new faces grouped into people, and scenes of the same footage grouped "
+        "(after indexing, and nightly)."
+    ),
 )
 
 finetune_captioner_job = dg.define_asset_job(

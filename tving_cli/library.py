@@ -1,4 +1,4 @@
-"""The indexed library: `tving status`, `tving tables`, `tving remove`, `tving export`."""
+"""The indexed library: `tving status`, `tving tables`, `tving remove`, `tving export`, `tving duplicates`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from tving_resources.errors import TvingError
 
-from .output import echo_json, fail, fmt_bytes
+from .output import echo_json, fail, fmt_bytes, fmt_time
 
 
 @click.command()
@@ -196,3 +196,29 @@ def export_command(video: str, fmt: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+# ---------------------------------------------------------------------- duplicates
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the groups as JSON.")
+def duplicates(as_json: bool) -> None:
+    """Scenes that show the same footage in several places (re-encodes, reused shots), grouped;
+    search shows the best of a group and lists the others in it (TVING_FOLD_DUPLICATES=0: off)."""
+    from tving_resources.catalog.duplicates import DuplicateRegistry
+    from tving_resources.catalog.video_catalog import VideoCatalog
+    from tving_resources.config import resolve_paths
+    from tving_resources.models.profiles import resolve_profile_name
+
+    paths = resolve_paths()
+    groups = {}
+    if paths.catalog_exists():
+        groups = DuplicateRegistry(VideoCatalog(paths.catalog_url)).members(resolve_profile_name())
+    if as_json:
+        echo_json({"groups": [{"id": g, "scenes": [s.to_dict() for s in scenes]} for g, scenes in groups.items()]})
+        return
+    if not groups:
+        click.echo("no duplicate footage found (the duplicate_footage asset groups it after indexing)")
+    for number, scenes in enumerate(groups.values(), start=1):
+        click.secho(f"{number}. the same footage in {len(scenes)} places", bold=True)
+        for s in scenes:
+            click.echo(f"    {Path(s.video_path).name} [{fmt_time(s.start)}-{fmt_time(s.end)}]  {s.scene_id}")

@@ -33,9 +33,25 @@ from .output import echo_json, fail, fmt_time
 @click.option("--end", type=float, help="Only scenes starting before this time (seconds).")
 @click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video.")
 @click.option("--fusion", type=click.Choice(["max", "sum", "rrf"]), help="Score fusion method.")
+@click.option(
+    "--no-fold", is_flag=True, help="Show every copy of the same footage (default: the best, listing the others)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def search(
-    query, image_path, similar_to, face_path, person, min_score, k, video_ids, start, end, per_video, fusion, as_json
+    query,
+    image_path,
+    similar_to,
+    face_path,
+    person,
+    min_score,
+    k,
+    video_ids,
+    start,
+    end,
+    per_video,
+    fusion,
+    no_fold,
+    as_json,
 ) -> None:
     """Top-k frames for a natural-language QUERY (Korean or English), an --image, scenes --similar
     to one, or the scenes of a --face photo; --person keeps one person's scenes (alone: lists them)."""
@@ -47,7 +63,7 @@ def search(
     if face_path and person:
         fail("--face and --person are two ways to name a person: give one")
     options = {"k": k, "video_ids": video_ids, "start": start, "end": end, "per_video": per_video,
-               "min_score": min_score, "person": person}  # fmt: skip
+               "min_score": min_score, "person": person, "fold_duplicates": False if no_fold else None}  # fmt: skip
     try:
         engine = SceneSearch(**({"fusion": fusion} if fusion else {}))
         if not engine.has_index():  # said before any model loads
@@ -114,6 +130,8 @@ def _print_response(response) -> None:
             click.echo(f"    on screen: {' / '.join(r.onscreen_text.splitlines())}")
         if r.people:
             click.echo("    people:  " + ", ".join(p.name or p.id for p in r.people))
+        for copy in r.duplicates:
+            click.echo(f"    also in: {Path(copy.video_path).name} [{fmt_time(copy.start)}-{fmt_time(copy.end)}]")
         click.echo("    signals: " + "  ".join(f"{k} {v:.3f}" for k, v in r.scores.items()))
         click.echo(f"    frame:   {r.thumbnail_path}")
         click.echo(f"    video:   {r.video_path}  (id {r.video_id})")

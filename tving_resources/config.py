@@ -148,12 +148,23 @@ def caption_adapter_from_env() -> str | None:
 
 def faces_from_env() -> bool:
     """``TVING_FACES``: ``0``, ``false``, ``no`` or ``off`` stores no faces (default: on)."""
-    value = os.environ.get("TVING_FACES", "").strip().lower()
+    return _switch("TVING_FACES")
+
+
+def fold_duplicates_from_env() -> bool:
+    """``TVING_FOLD_DUPLICATES``: ``0`` or ``off`` shows every copy of the same footage in search
+    results (default: a group of copies is folded into its best result)."""
+    return _switch("TVING_FOLD_DUPLICATES")
+
+
+def _switch(name: str) -> bool:
+    """An on/off variable, on when unset."""
+    value = os.environ.get(name, "").strip().lower()
     if value in ("", "1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"TVING_FACES={value!r}: give 1 or 0 (on or off)")
+    raise ConfigError(f"{name}={value!r}: give 1 or 0 (on or off)")
 
 
 def celery_broker() -> str:
@@ -190,6 +201,7 @@ ENVIRONMENT = {
     "TVING_PROFILE": "lite, full or auto (default auto); also `tving --profile`",
     "TVING_CAPTION_ADAPTER": "a LoRA adapter folder for the captioner",
     "TVING_FACES": "0 or off: find no faces and store none (default on; the models resource's `faces`)",
+    "TVING_FOLD_DUPLICATES": "0 or off: show every copy of the same footage (default: fold them into the best)",
     "TVING_MAX_VIDEO_SECONDS": "the longest video indexed",
     "TVING_DAGSTER_URL": "the Dagster webserver the web app asks for indexing status",
     "TVING_API_TOKEN": "the token `tving serve` requires (`--token`)",

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import threadpoolctl
 
+from query_app.search.duplicates import DuplicateIndex
 from query_app.search.fusion import (
     DEFAULT_FUSION,
     FUSION_METHODS,
@@ -52,7 +53,7 @@ from query_app.search.results import (
     has_hangul,
     snippet,
 )
-from tving_resources.config import Paths, resolve_paths
+from tving_resources.config import Paths, fold_duplicates_from_env, resolve_paths
 from tving_resources.models.runtime import ModelRuntime
 from tving_resources.store.scene_store import (
     AnnSettings,
@@ -98,6 +99,7 @@ class SceneSearch:
         candidates: int = 30,
         ann: AnnSettings | None = None,
         signals: Sequence[str] = SIGNALS,
+        fold_duplicates: bool | None = None,
     ):
         if fusion not in FUSION_METHODS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
@@ -114,6 +116,9 @@ class SceneSearch:
         self.signals = tuple(signals)  # which signals gather candidates (all three, or one for evaluation)
         self.people = PeopleIndex(self.uri, self.runtime.profile.name, self.paths)
         self.moments = MomentFinder(self.paths, self.runtime.profile.name)
+        self.duplicates = DuplicateIndex(self.runtime.profile.name, self.paths)
+        # copies of one footage fold into the best by default (TVING_FOLD_DUPLICATES); per query too
+        self.fold_duplicates = fold_duplicates_from_env() if fold_duplicates is None else fold_duplicates
         self._live: tuple[SceneStore, ModelRuntime] | None = None  # the live table, its encoders
         self._registry = TableRegistry(self.uri)
         self._registry_signature: float | None = None
@@ -196,10 +201,12 @@ class SceneSearch:
         per_video: int | None = None,
         min_score: float | None = None,
         person: str | None = None,
+        fold_duplicates: bool | None = None,
     ) -> SearchRequest:
         """Validate a query and its options; raises :class:`QueryError` with a readable message.
         ``min_score`` None: the profile's default (:data:`DEFAULT_MIN_SCORE`); ``person`` (a name
-        or an id): only the scenes where that person is seen."""
+        or an id): only the scenes where that person is seen; ``fold_duplicates`` None: the
+        engine's setting."""
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty")
@@ -218,7 +225,8 @@ class SceneSearch:
             where = SceneFilter(tuple(video_ids), start, end, scene_ids).to_where()
         except ValueError as exc:
             raise QueryError(str(exc)) from exc
-        return SearchRequest(query, k, where, per_video, min_score)
+        fold = self.fold_duplicates if fold_duplicates is None else fold_duplicates
+        return SearchRequest(query, k, where, per_video, min_score, fold)
 
     def search(self, query: str, **options: Any) -> SearchResponse:
         """One query; ``options`` are those of :meth:`prepare` (k, video_ids, start, end, per_video)."""
@@ -277,8 +285,23 @@ class SceneSearch:
         caption_sims = vector_matrix(rows.column("caption_vector")) @ batch.qvecs.T
         transcript_sims = vector_matrix(rows.column("transcript_vector")) @ batch.tvecs.T
         video_ids = rows.column("video_id").to_pylist()
+        scene_ids = rows.column("scene_id").to_pylist()
+        # scene -> its duplicate group, for the candidates of requests that fold copies together
+        groups = self.duplicates.groups_of(scene_ids) if any(r.fold_duplicates for r in batch.requests) else {}
+        row_groups = [groups.get(scene) for scene in scene_ids]
         ranked = [
-            self._rank(request, i, rows, position, hits[i], caption_sims, transcript_sims, video_ids, batch.fvecs[i])
+            self._rank(
+                request,
+                i,
+                rows,
+                position,
+                hits[i],
+                caption_sims,
+                transcript_sims,
+                video_ids,
+                batch.fvecs[i],
+                row_groups,
+            )
             for i, request in enumerate(batch.requests)
         ]
         picked = {row_id for picks in ranked for row_id, _, _ in picks}
@@ -290,6 +313,9 @@ class SceneSearch:
         timings["total"] = round(sum(v for k, v in timings.items() if k != "batch_size"), 2)
 
         people = self.people.people_in_scenes([row["scene_id"] for row in shown_rows])
+        copies = self.duplicates.copies(
+            {r["scene_id"]: groups[r["scene_id"]] for r in shown_rows if r["scene_id"] in groups}
+        )
         live_store, encoders = self._live_table()
         passages = encoders.transcript_encoder() if live_store.stamp.transcript_model else encoders.text_encoder()
         responses = []
@@ -301,7 +327,8 @@ class SceneSearch:
                 signals = {**signals, "frame": frame_score}
                 result = self.result_from_row(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i])
                 result = self.moments.place(result, batch.tvecs[i], passages)
-                results.append(dataclasses.replace(result, people=people.get(result.scene_id, ())))
+                folded = copies.get(result.scene_id, ()) if request.fold_duplicates else ()
+                results.append(dataclasses.replace(result, people=people.get(result.scene_id, ()), duplicates=folded))
             responses.append(
                 SearchResponse(
                     request.query, batch.texts[i], batch.translated[i], self.fusion, tuple(results), dict(timings)
@@ -356,8 +383,10 @@ class SceneSearch:
         transcript_sims: np.ndarray,
         video_ids: list[str],
         fvec: np.ndarray,
+        row_groups: list[str | None],
     ) -> list[tuple[int, float, dict[str, float]]]:
-        """The request's top k as (row id, fused score, per-signal scores)."""
+        """The request's top k as (row id, fused score, per-signal scores); of the scenes of one
+        duplicate group (``row_groups``, by row position) only the best when the request folds."""
         row_ids = list(dict.fromkeys(row_id for row_id, _ in hits if row_id in position))
         if not row_ids:
             return []
@@ -373,9 +402,15 @@ class SceneSearch:
             fused = fused + self.weights.frame * best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
         picks: list[tuple[int, float, dict[str, float]]] = []
         per_video_count: dict[str, int] = {}
+        shown_groups: set[str] = set()
         for i in np.argsort(-fused, kind="stable"):
             if fused[i] < request.min_score:
                 break  # sorted: every later one scores less
+            group = row_groups[rows_at[i]]
+            if request.fold_duplicates and group is not None:
+                if group in shown_groups:
+                    continue  # a copy of footage already shown (and listed there)
+                shown_groups.add(group)
             video_id = video_ids[rows_at[i]]
             if request.per_video and per_video_count.get(video_id, 0) >= request.per_video:
                 continue

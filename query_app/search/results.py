@@ -12,7 +12,7 @@ DISPLAY_COLUMNS = [
     "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
     "ocr_text", "keyframe_times", "thumbnails",
 ]  # fmt: skip
-SCORE_COLUMNS = ["video_id", "caption_vector", "transcript_vector"]
+SCORE_COLUMNS = ["scene_id", "video_id", "caption_vector", "transcript_vector"]
 SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
 # Below this fused score a result is not shown ("no good match"), per profile. Off by default:
 # `tving eval` measures a threshold, and on the project's set it also drops 6.5% of relevant
@@ -49,6 +49,18 @@ class Moment:
 
 
 @dataclass(frozen=True)
+class DuplicateRef:
+    """Another file's copy of a result's footage (folded into the result: see docs/search.md)."""
+
+    scene_id: str
+    video_id: str
+    video_name: str
+    video_path: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class SearchResult:
     rank: int
     score: float
@@ -68,6 +80,7 @@ class SearchResult:
     scores: dict[str, float]  # per signal: caption, transcript, text, frame
     people: tuple[PersonRef, ...] = ()  # the people whose faces the scene's keyframes show
     moment: Moment | None = None  # the part of the scene that matches (always set by the engine)
+    duplicates: tuple[DuplicateRef, ...] = ()  # the same footage elsewhere, folded into this result
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +119,7 @@ class SearchRequest:
     where: str | None
     per_video: int | None
     min_score: float = 0.0  # results scoring less are left out ("no good match")
+    fold_duplicates: bool = True  # copies of the same footage: the best shown, the others listed in it
 
 
 def snippet(text: str, query: str, width: int = _SNIPPET_CHARS) -> str:

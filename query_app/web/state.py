@@ -107,7 +107,7 @@ class AppState:
             return payload
         if isinstance(payload, dict):
             return {k: self.public(v) for k, v in payload.items() if k not in PATH_KEYS}
-        if isinstance(payload, list):
+        if isinstance(payload, list | tuple):  # dataclasses.asdict keeps tuples
             return [self.public(v) for v in payload]
         return payload
 
@@ -207,9 +207,10 @@ class AppState:
         per_video: int | None,
         min_score: float | None = None,
         person: str | None = None,
+        fold_duplicates: bool | None = None,
     ) -> dict[str, Any]:
         """A text query (``q``), within one person's scenes when ``person`` is given; ``person``
-        alone: that person's scenes."""
+        alone: that person's scenes. ``fold_duplicates`` None: the server's setting."""
         self.require_ready()
         if len(video or ()) > MAX_FILTER_IDS:
             raise HTTPException(status_code=422, detail=f"at most {MAX_FILTER_IDS} video ids per search")
@@ -220,7 +221,7 @@ class AppState:
             if not q:
                 return await self.run_person(person or "", k, per_video)
             options = {"k": k, "video_ids": tuple(video or ()), "start": start, "end": end, "per_video": per_video,
-                       "min_score": min_score, "person": person}  # fmt: skip
+                       "min_score": min_score, "person": person, "fold_duplicates": fold_duplicates}  # fmt: skip
             # Concurrent searches are answered in batches (much cheaper per query on a small CPU);
             # a person is looked up in the catalog first, off the event loop.
             if person:

@@ -63,6 +63,34 @@ def people(config: PeopleConfig, settings: TvingSettings, models: ModelRuntimeRe
     )
 
 
+@dg.asset(group_name="search", **CPU_STEP, deps=[scene_index], kinds={"imagehash"}, pool="tving_lancedb_writer")
+def duplicate_footage(settings: TvingSettings, models: ModelRuntimeResource, lancedb: LanceDBResource):
+    """Scenes that show the same footage (a re-encode, shots reused in another file), grouped
+    across videos by their keyframes' perceptual hashes; search folds a group into its best
+    result. Regrouped whole after indexing (seconds for 100k scenes)."""
+    from tving_resources.catalog.duplicates import DuplicateRegistry, DuplicateScene
+    from tving_resources.index.duplicates import MAX_DISTANCE, find_duplicates, library_fingerprints
+
+    with user_errors_as_failures():
+        profile = models.profile_name
+        groups, report = find_duplicates(library_fingerprints(lancedb.resolved_uri(settings), profile))
+        members = {
+            g.group_id: [DuplicateScene(s.scene_id, s.video_id, s.video_path, s.start, s.end) for s in g.scenes]
+            for g in groups
+        }
+        DuplicateRegistry(settings.catalog()).replace(profile, members)
+    return dg.MaterializeResult(
+        metadata={
+            "scenes": report.scenes,
+            "groups": report.groups,
+            "grouped_scenes": report.grouped_scenes,
+            "max_distance_bits": MAX_DISTANCE,
+            "seconds": report.seconds,
+            "dagster/row_count": report.groups,
+        }
+    )
+
+
 class SearchQualityConfig(dg.Config):
     labels: str = Field(description="JSONL of labelled queries over this index (see query_app.evaluation.evaluate)")
     tune: bool = Field(default=False, description="tune fusion weights on the labels' tuning half first")

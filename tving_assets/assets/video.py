@@ -394,7 +394,9 @@ def scene_rows(
             detection = video.load("scenes", SceneDetection, chain["scenes"])
             frames = video.load("keyframes", KeyframeSet, chain["keyframes"])
             texts = video.load("ocr", SceneTexts, chain["ocr"])
-            return build_scene_rows(info, detection, frames, speech, scene_captions, vectors, stamp, texts)
+            return build_scene_rows(
+                info, detection, frames, speech, scene_captions, vectors, stamp, texts, stage.artifacts.base
+            )
 
         faces_key = video.key_of("faces")
         produced = stage.produce({"vectors": chain["vectors"], "faces": faces_key}, stage.params(), build, pa.Table)

@@ -90,6 +90,7 @@ def synthetic_scene_columns(
         ),
         "keyframe_times": [[s * 6.0 + 1 + 2 * j for j in range(k)] for s in scene],
         "thumbnails": [[f"synthetic/{i}_{j}.jpg" for j in range(k)] for i in ids],
+        "keyframe_hashes": [""] * n,
         "fingerprint": ["0" * 32] * n,
         "caption_model": [stamp.caption_model] * n,
         "text_model": [stamp.text_model] * n,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tving_resources.catalog.duplicates import DuplicateRegistry
 from tving_resources.catalog.people import PeopleRegistry
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.errors import (
@@ -159,6 +160,7 @@ def remove_video(
         for store in stores:
             store.remove_video(video_id)
         PeopleRegistry(catalog).forget_video(video_id)
+        DuplicateRegistry(catalog).forget_video(video_id)
         catalog.remove([video_id])
     reason = "removed" if entry is not None else "not in the catalog; leftovers deleted"
     return RemovalReport(video_id, True, reason, tables)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tving_resources.index.duplicates import join_hashes, keyframe_hash
 from tving_resources.media.scenes import SceneDetection, SceneSettings, detect_scenes
 from tving_resources.media.video import FrameReader, VideoInfo, keyframe_times, load_rgb, save_jpeg
 from tving_resources.models.wrappers.captioning import Captioner, ClassScores, SceneFrames
@@ -254,8 +255,10 @@ def build_scene_rows(
     vectors: SceneVectors,
     stamp: ModelStamp,
     onscreen: SceneTexts | None = None,
+    thumbnails_root: Path | None = None,
 ) -> pa.Table:
-    """The LanceDB rows of one video, in the shared schema."""
+    """The LanceDB rows of one video, in the shared schema (keyframe hashes from the thumbnails
+    under ``thumbnails_root``; none without it)."""
     now = datetime.now(UTC)
     onscreen = onscreen or SceneTexts.empty(len(detection.scenes))
     rows = []
@@ -284,6 +287,11 @@ def build_scene_rows(
                 "frame_vectors": list(vectors.frames[scene.index]),
                 "keyframe_times": [f.timestamp for f in frames],
                 "thumbnails": [f.thumbnail for f in frames],
+                "keyframe_hashes": (
+                    join_hashes([keyframe_hash(load_rgb(thumbnails_root / f.thumbnail)) for f in frames])
+                    if thumbnails_root is not None
+                    else ""
+                ),
                 "fingerprint": info.fingerprint,
                 "caption_model": captions.model_id,
                 "text_model": vectors.text_model,

@@ -262,6 +262,13 @@ class SceneStore:
             key=lambda v: v.video_name,
         )
 
+    def columns(self, columns: Sequence[str]) -> pa.Table:
+        """``columns`` of every row (those a table from before a column was added lacks are left out)."""
+        if not self.exists():
+            return pa.table({})
+        present = [c for c in columns if c in self.table().schema.names]
+        return self.table().search().select(present).limit(None).to_arrow()
+
     def video_summary(self, video_id: str) -> VideoSummary | None:
         """One video's summary, read through the video_id index (no scan of the table)."""
         columns = ["video_name", "video_path", "video_duration", "indexed_at", "scene_index"]

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from tving_resources.models.runtime import ModelRuntime
 
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: keyframe_hashes
 
 
 _META_PREFIX = "tving."
@@ -156,6 +156,9 @@ def scene_schema(stamp: ModelStamp) -> pa.Schema:
             pa.field("frame_vectors", pa.list_(frame_vec)),
             pa.field("keyframe_times", pa.list_(pa.float64())),
             pa.field("thumbnails", pa.list_(pa.string())),
+            # perceptual hashes of the keyframes, 16 hex digits each, "-" for a flat frame
+            # (tving_resources.index.duplicates); one string, so that older tables gain it empty
+            pa.field("keyframe_hashes", pa.string()),
             pa.field("fingerprint", pa.string()),
             pa.field("caption_model", pa.string()),
             pa.field("text_model", pa.string()),

@@ -117,6 +117,16 @@ def library_page(request: Request, state: State, limit: Limit = 20, cursor: Curs
             items.append(state.video_scenes(v.video_id))
         except HTTPException:
             continue
+    # scenes shown elsewhere too (duplicate footage): marked on their thumbnails
+    scene_ids = [scene["scene_id"] for v in items for scene in v["scenes"]]
+    copies = state.search.duplicates.copies(state.search.duplicates.groups_of(scene_ids))
+    for v in items:
+        for scene in v["scenes"]:
+            scene["copies"] = [
+                {"name": Path(c.video_path).name, "start": c.start, "end": c.end}
+                for c in copies.get(scene["scene_id"], ())
+            ]
+        v["copied_scenes"] = sum(1 for scene in v["scenes"] if scene["copies"])
     context = {
         "page": "library",
         "videos": items,

@@ -51,13 +51,19 @@ async def search(
     person: Annotated[
         str | None, Query(min_length=1, max_length=MAX_NAME, description="only this person's scenes: a name or an id")
     ] = None,
+    fold: Annotated[
+        bool | None,
+        Query(description="copies of the same footage: the best shown, the others in its `duplicates` (default on)"),
+    ] = None,
 ) -> JSONResponse:
     """Top-k frames for a query; with ``person``, within that person's scenes (without ``q``: the
     person's scenes in video and time order). (Returned as a plain JSON response: FastAPI's
     generic encoder costs more CPU per query than the rest of the request handling.)"""
     if not (q or "").strip() and not person:
         raise HTTPException(status_code=422, detail="give q (a query), person, or both")
-    return JSONResponse(await state.run_search((q or "").strip(), k, video, start, end, per_video, min_score, person))
+    return JSONResponse(
+        await state.run_search((q or "").strip(), k, video, start, end, per_video, min_score, person, fold)
+    )
 
 
 @router.post("/search/image", tags=["search"])
