@@ -50,10 +50,10 @@ def test_health_is_liveness_and_ready_reports_models(client):
 
 
 def test_search_returns_the_spoken_scene_first_with_every_field(client):
-    response = client.get("/search", params={"q": SPOKEN_SCENES[1].paraphrase, "k": 5})
+    response = client.get("/search", params={"q": SPOKEN_SCENES[1].paraphrase, "k": 5, "min_score": 0})
     assert response.status_code == 200
     body = response.json()
-    assert len(body["results"]) == 5
+    assert len(body["results"]) == 5  # min_score 0: every candidate may show (the default hides weak ones)
     first = body["results"][0]
     assert (first["video_name"], first["scene_index"]) == ("speech.mp4", 1)
     expected = {
@@ -62,7 +62,7 @@ def test_search_returns_the_spoken_scene_first_with_every_field(client):
     }  # fmt: skip
     assert expected <= set(first)
     assert "video_path" not in first and "thumbnail_path" not in first  # no server paths without --show-paths
-    assert set(first["scores"]) == {"caption", "transcript", "text", "frame"}
+    assert set(first["scores"]) == {"caption", "transcript", "text", "frame", "fused", "margin"}
     assert "rain" in first["transcript_snippet"].lower()
     assert client.get(first["thumbnail_url"]).headers["content-type"] == "image/jpeg"
     assert {"query", "query_used", "translated", "fusion", "timings_ms"} <= set(body)
@@ -177,7 +177,12 @@ def test_upload_checks_type_and_size_then_saves_into_the_watched_folder(client, 
 
 def test_pages_render(client):
     page = client.get("/", params={"q": SPOKEN_SCENES[0].paraphrase})
+    shown = page.text.count('data-testid="result-card"')
+    assert page.status_code == 200 and 1 <= shown < 5  # weaker matches hidden by the default minimum score
+    assert 'data-testid="show-weaker"' in page.text and "min_score=0" in page.text
+    page = client.get("/", params={"q": SPOKEN_SCENES[0].paraphrase, "min_score": 0})
     assert page.status_code == 200 and page.text.count('data-testid="result-card"') == 5
+    assert 'data-testid="show-weaker"' not in page.text
     assert "http://" not in page.text.replace("http://www.w3.org", "")  # no CDN: everything is local
     for path in ("/describe", "/library", "/static/app.js", "/static/style.css", "/openapi.json"):
         assert client.get(path).status_code == 200, path

@@ -99,6 +99,11 @@ def test_login_search_play_upload_and_describe(server, tmp_path, cuts_clip):
             page.press("#q", "Enter")
             cards = page.locator("[data-testid=result-card]")
             cards.first.wait_for()
+            assert 1 <= cards.count() < 5  # the default minimum score hides the weaker matches; ask for them
+            assert "speech.mp4" in cards.first.inner_text()
+            page.click("[data-testid=show-weaker]")
+            page.wait_for_url("**min_score=0*")
+            cards.first.wait_for()
             assert cards.count() == 5
             assert "speech.mp4" in cards.first.inner_text()
             page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
@@ -196,6 +201,9 @@ def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path)
             page = _logged_in(browser, server, accept_downloads=True)
             page.fill("#q", SPOKEN_SCENES[0].paraphrase)
             page.press("#q", "Enter")
+            page.locator("[data-testid=result-card]").first.wait_for()
+            page.click("[data-testid=show-weaker]")  # three results to pick from: the weaker ones too
+            page.wait_for_url("**min_score=0*")
             cards = page.locator("[data-testid=result-card]")
             cards.first.wait_for()
             assert "moment" in cards.first.locator("[data-testid=moment]").inner_text()

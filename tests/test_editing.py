@@ -42,7 +42,7 @@ def home(indexed_library) -> Path:
 
 @pytest.fixture(scope="module")
 def results(home) -> list[dict]:
-    out = tving(home, "search", QUERY, "-k", "3", "--json")
+    out = tving(home, "search", QUERY, "-k", "3", "--min-score", "0", "--json")
     assert out.exit_code == 0, out.output
     return json.loads(out.output)["results"]
 
@@ -62,7 +62,7 @@ def test_a_clip_is_frame_accurate_with_its_audio(home, indexed_library, speech_c
 
 
 def test_a_reel_holds_every_moment_in_order_at_one_size(home, results, tmp_path):
-    out = tving(home, "reel", QUERY, "-k", "3", "-o", str(tmp_path / "reel.mp4"), "--json")
+    out = tving(home, "reel", QUERY, "-k", "3", "--min-score", "0", "-o", str(tmp_path / "reel.mp4"), "--json")
     assert out.exit_code == 0, out.output
     moments = json.loads(out.output)["moments"]
     assert [(m["start"], m["end"]) for m in moments] == [(r["moment"]["start"], r["moment"]["end"]) for r in results]
@@ -81,7 +81,7 @@ def test_timelines_read_back_with_opentimelineio(home, results, tmp_path, fmt, a
     import opentimelineio as otio
 
     target = tmp_path / f"timeline.{fmt}"
-    out = tving(home, "timeline", QUERY, "-k", "3", "--format", fmt, "-o", str(target))
+    out = tving(home, "timeline", QUERY, "-k", "3", "--min-score", "0", "--format", fmt, "-o", str(target))
     assert out.exit_code == 0, out.output
     text = target.read_text()
     clips = list(otio.adapters.read_from_string(text, adapter, **options).find_clips())

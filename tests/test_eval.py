@@ -105,3 +105,29 @@ def test_search_quality_asset_records_the_figures(evaluated):
     (materialization,) = result.asset_materializations_for_node("search_quality")
     metadata = materialization.metadata
     assert metadata["fused_max/recall@5"].value >= 0.85 and "fused/recall@5/ko" in metadata
+
+
+def test_calibrated_scores_and_the_default_minimum_score(evaluated):
+    """The fitted calibration keeps the ranking, the shipped one (query_app.search.calibration)
+    is what the tuning half gives, and the default minimum score answers queries about nothing
+    indexed with "no good match" while keeping most relevant results of the test half."""
+    from query_app.evaluation.labelled_set import NO_MATCH_QUERIES
+    from query_app.search import SceneSearch
+    from query_app.search.calibration import CALIBRATIONS
+    from tving_resources.config import resolve_paths
+
+    result = evaluated["result"]
+    methods = result["methods"]
+    assert methods["calibrated (max)"]["overall"] == methods["fused (max)"]["overall"]  # same order
+    fitted = result["calibrations"]["calibrated (max)"]
+    shipped = CALIBRATIONS["lite"]
+    assert fitted["weights"] == pytest.approx(shipped.weights, rel=0.1), (fitted, shipped)
+    assert fitted["min_score"]["test_relevant_kept"] >= 0.85
+    assert fitted["min_score"]["nonsense_no_match"] == 1.0
+
+    engine = SceneSearch(paths=resolve_paths(home=evaluated["folder"] / "set" / "home"))
+    for query in NO_MATCH_QUERIES:  # the default minimum score is on
+        assert engine.search(query).results == (), query
+    cat = engine.search("a cat").results
+    assert cat and cat[0].score > 0.3 and not cat[0].weak and cat[0].caption_kind == "labels"
+    assert all(r.score >= 0.079 for r in cat)

@@ -41,7 +41,7 @@ def test_a_query_answers_with_the_moment_its_sentence_is_said(long_shot):
     engine = SceneSearch(paths=resolve_paths(home=long_shot["home"]))
     hits, seen = 0, []
     for (_, query), span in zip(LONG_SHOT_SENTENCES, long_shot["spans"], strict=True):
-        (result,) = engine.search(query, k=1).results
+        (result,) = engine.search(query, k=1, min_score=0.0).results  # one scene: the moment is the question
         moment = result.moment
         assert result.start <= moment.start < moment.end <= result.end  # never beyond the scene
         assert moment.start <= result.timestamp <= moment.end  # the frame shown lies inside it

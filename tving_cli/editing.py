@@ -13,18 +13,27 @@ from .output import echo_json, fail, fmt_time
 TIMELINE_FORMATS = ("otio", "edl", "fcpxml")
 
 
-def _search(query: str, k: int, video_ids: tuple[str, ...], person: str | None, per_video: int | None):
+def _search(
+    query: str,
+    k: int,
+    video_ids: tuple[str, ...],
+    person: str | None,
+    per_video: int | None,
+    min_score: float | None = None,
+):
     from query_app.search import QueryError, SceneSearch
 
     try:
         engine = SceneSearch()
         if not engine.has_index():
             fail(f"nothing is indexed in {engine.paths.home} yet: index videos first (tving index PATH)")
-        response = engine.search(query, k=k, video_ids=video_ids, person=person, per_video=per_video)
+        response = engine.search(
+            query, k=k, video_ids=video_ids, person=person, per_video=per_video, min_score=min_score
+        )
     except (QueryError, TvingError) as exc:
         fail(str(exc))
     if not response.results:
-        fail(f'no result for "{query}": nothing to cut')
+        fail(f'no result for "{query}" above the minimum score: nothing to cut (--min-score 0 takes every match)')
     return engine, response
 
 
@@ -35,6 +44,11 @@ def _search_options(command):
             click.option("--video", "video_ids", multiple=True, help="Only these video ids (repeatable)."),
             click.option("--person", help="Only the scenes of this person (a name or an id)."),
             click.option("--per-video", type=click.IntRange(1, 50), help="At most N results per video."),
+            click.option(
+                "--min-score",
+                type=click.FloatRange(0, 1),
+                help="Leave out results scoring less (default: the profile's; 0 takes every match).",
+            ),
         ]
     ):
         command = option(command)
@@ -77,14 +91,14 @@ def clip(video: str, start: float, end: float, output: str) -> None:
 @_search_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The MP4 to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print what went in as JSON.")
-def reel(query: str, k: int, video_ids, person, per_video, output: str, as_json: bool) -> None:
+def reel(query: str, k: int, video_ids, person, per_video, min_score, output: str, as_json: bool) -> None:
     """The top results' moments for QUERY, in result order, in one MP4 (1280x720, 25 fps)."""
     from tqdm import tqdm
 
     from query_app.editing import picks, spans
     from tving_resources.edit.cuts import CutError, make_reel
 
-    _, response = _search(query, k, video_ids, person, per_video)
+    _, response = _search(query, k, video_ids, person, per_video, min_score)
     parts = spans(picks(response.results))
     with tqdm(total=len(parts), unit="moment", disable=as_json, desc=Path(output).name) as bar:
         try:
@@ -112,12 +126,12 @@ def reel(query: str, k: int, video_ids, person, per_video, output: str, as_json:
     help="otio: OpenTimelineIO (DaVinci Resolve); edl: CMX 3600 (Premiere Pro); fcpxml: Final Cut Pro X.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of standard output.")
-def timeline(query: str, k: int, video_ids, person, per_video, fmt: str, output: str | None) -> None:
+def timeline(query: str, k: int, video_ids, person, per_video, min_score, fmt: str, output: str | None) -> None:
     """The top results for QUERY as a timeline for editing programs: one clip per result, its
     moment as the source range in the source file, a marker with the caption and the query."""
     from query_app.editing import picks, timeline_text
 
-    engine, response = _search(query, k, video_ids, person, per_video)
+    engine, response = _search(query, k, video_ids, person, per_video, min_score)
     try:
         text = timeline_text(engine.paths, engine.runtime.profile.name, picks(response.results), query, fmt)
     except TvingError as exc:

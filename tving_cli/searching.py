@@ -119,11 +119,14 @@ def _print_response(response) -> None:
     for r in response.results:
         click.echo(
             f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{fmt_time(r.start)}-{fmt_time(r.end)}]"
-            f"  frame @ {fmt_time(r.timestamp)}  score {r.score:.3f}"
+            f"  frame @ {fmt_time(r.timestamp)}  score {r.score:.3f}" + ("  (weak match)" if r.weak else "")
         )
         if r.moment:
             click.echo(f"    moment:  {fmt_time(r.moment.start)}-{fmt_time(r.moment.end)} ({r.moment.source})")
-        click.echo(f"    caption: {r.caption}")
+        if r.caption_kind == "labels":  # the lite captioner's guesses, not a statement about the scene
+            click.echo(f"    labels (automatic): {r.caption}")
+        else:
+            click.echo(f"    caption: {r.caption}")
         if r.transcript_snippet:
             click.echo(f'    speech:  "{r.transcript_snippet}"')
         if r.onscreen_text:

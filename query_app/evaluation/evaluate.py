@@ -25,6 +25,7 @@ from pathlib import Path
 
 from query_app.evaluation.metrics import RetrievalScores, retrieval_scores
 from query_app.search import SIGNALS, FusionWeights, SceneSearch
+from query_app.search.calibration import FEATURES, RESCORE_FEATURES, fit, log_loss
 from tving_resources.errors import ConfigError
 
 DEPTH = 10  # results looked at per query
@@ -97,7 +98,10 @@ def run_queries(engine: SceneSearch, queries: Sequence[LabelledQuery], name: str
     outcomes, latencies = [], []
     for item in queries:
         started = time.perf_counter()
-        results = engine.search(item.query, k=DEPTH).results
+        # the ranking itself: no threshold, and every copy of a footage in its place (the project's set
+        # shows one photo in several clips, with other speech; folded, a visual query's label would
+        # be one copy among equals: the "folded" line of the summary counts the copies listed)
+        results = engine.search(item.query, k=DEPTH, min_score=0.0, fold_duplicates=False).results
         latencies.append((time.perf_counter() - started) * 1000)
         rank = next((i for i, r in enumerate(results, 1) if _keys(r) & item.relevant), None)
         top = [
@@ -107,6 +111,24 @@ def run_queries(engine: SceneSearch, queries: Sequence[LabelledQuery], name: str
         ]  # fmt: skip
         outcomes.append(QueryOutcome(item, rank, top, results[rank - 1].score if rank else None))
     return _report(name, outcomes, latencies)
+
+
+def _copy_keys(result) -> set[str]:
+    keys = set()
+    for copy in result.duplicates:
+        index = int(copy.scene_id.rsplit(":", 1)[1])
+        keys |= {f"{copy.video_name}#{index}", f"{copy.video_id}#{index}"}
+    return keys
+
+
+def folded_scores(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict:
+    """Recall and MRR as a user sees folded results: a relevant scene shown, or listed in a shown
+    result as the same footage, counts at that result's rank."""
+    ranks = []
+    for item in queries:
+        results = engine.search(item.query, k=DEPTH, min_score=0.0, fold_duplicates=True).results
+        ranks.append(next((i for i, r in enumerate(results, 1) if (_keys(r) | _copy_keys(r)) & item.relevant), None))
+    return retrieval_scores(ranks).as_dict()
 
 
 def _report(name: str, outcomes: list[QueryOutcome], latencies: list[float]) -> MethodReport:
@@ -151,7 +173,10 @@ def tune_weights(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> tuple
     saved = (engine.signals, engine.weights, engine.fusion)
     best, best_mrr = DEFAULT_WEIGHTS, -1.0
     try:
-        for caption, transcript, text in itertools.product(WEIGHT_GRID, repeat=3):
+        # the defaults first: weights that only scale every score alike (0.6, 0.6, 0.6) rank the same,
+        # and must not move the scores the calibration was fitted on
+        grid = [(1.0, 1.0, 1.0), *itertools.product(WEIGHT_GRID, repeat=3)]
+        for caption, transcript, text in grid:
             weights = FusionWeights(caption=caption, transcript=transcript, text=text)
             _configure(engine, SIGNALS, weights)
             mrr = run_queries(engine, queries).overall.mrr
@@ -165,8 +190,8 @@ def tune_weights(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> tuple
 def choose_min_score(
     engine: SceneSearch, tune_half: Sequence[LabelledQuery], test_half: Sequence[LabelledQuery], nonsense: Sequence[str]
 ) -> dict:
-    """The minimum score: the 5th percentile of the relevant results' scores on the tuning half
-    (it keeps 95% of them there); then, on the test half, the share of relevant results it keeps,
+    """The minimum score: the 3rd percentile of the relevant results' scores on the tuning half
+    (it keeps 97% of them there); then, on the test half, the share of relevant results it keeps,
     and the share of queries about nothing in the index that it answers with "no good match"."""
     import numpy as np
 
@@ -174,7 +199,7 @@ def choose_min_score(
     _configure(engine, SIGNALS, engine.weights)
     try:
         scores = [o.hit_score for o in run_queries(engine, tune_half).outcomes if o.hit_score is not None]
-        threshold = round(float(np.percentile(scores, 5)), 3) if scores else 0.0
+        threshold = round(float(np.percentile(scores, 3)), 3) if scores else 0.0
         kept = [o.hit_score >= threshold for o in run_queries(engine, test_half).outcomes if o.hit_score is not None]
         empty = [not engine.search(q, k=5, min_score=threshold).results for q in nonsense]
     finally:
@@ -185,6 +210,59 @@ def choose_min_score(
         "nonsense_no_match": round(sum(empty) / len(empty), 3) if empty else None,
         "nonsense_queries": len(nonsense),
     }
+
+
+def calibration_samples(
+    engine: SceneSearch, queries: Sequence[LabelledQuery], nonsense: Sequence[str]
+) -> tuple[dict[str, list[float]], list[bool]]:
+    """Every result of each query (its signals' scores, fused score and margin) and whether it is
+    relevant; every result of a query about nothing indexed is not."""
+    features: dict[str, list[float]] = {name: [] for name in RESCORE_FEATURES}
+    relevant: list[bool] = []
+    asked = [(q.query, q.relevant) for q in queries] + [(text, frozenset()) for text in nonsense]
+    for text, wanted in asked:
+        for result in engine.search(text, k=DEPTH, min_score=0.0, fold_duplicates=False).results:
+            for name in RESCORE_FEATURES:
+                features[name].append(result.scores.get(name, 0.0))
+            relevant.append(bool(_keys(result) & wanted))
+    return features, relevant
+
+
+def calibrate(
+    engine: SceneSearch,
+    tune_half: Sequence[LabelledQuery],
+    test_half: Sequence[LabelledQuery],
+    nonsense: Sequence[str],
+    evaluation: Evaluation,
+) -> None:
+    """Fit the calibration (fused score and margin) and a second stage over every signal on the
+    tuning half (with half the queries about nothing); report both on the test half, each with
+    the minimum score it supports."""
+    import numpy as np
+
+    tune_nonsense, test_nonsense = list(nonsense[::2]), list(nonsense[1::2])
+    saved = engine.calibration
+    try:
+        engine.calibration = None
+        evaluation.min_score = choose_min_score(engine, tune_half, test_half, test_nonsense)
+        features, relevant = calibration_samples(engine, tune_half, tune_nonsense)
+        median = float(np.median(np.subtract(features["fused"], features["margin"]))) if relevant else 0.0
+        fitted = {
+            "calibrated (max)": fit(features, relevant, FEATURES, median),
+            "second stage": fit(features, relevant, RESCORE_FEATURES, median),
+        }
+        test_features, test_relevant = calibration_samples(engine, test_half, test_nonsense)
+        evaluation.calibrations = {}
+        for name, calibration in fitted.items():
+            engine.calibration = calibration
+            evaluation.methods[name] = run_queries(engine, test_half, name)
+            evaluation.calibrations[name] = {
+                **calibration.as_dict(),
+                "test_log_loss": round(log_loss(calibration, test_features, test_relevant), 4),
+                "min_score": choose_min_score(engine, tune_half, test_half, test_nonsense),
+            }
+    finally:
+        engine.calibration = saved
 
 
 def korean_full_text(engine: SceneSearch, queries: Sequence[LabelledQuery]) -> dict[str, dict]:
@@ -216,7 +294,9 @@ class Evaluation:
     cuts: dict | None = None
     speech: dict | None = None
     korean_full_text: dict | None = None
-    min_score: dict | None = None
+    folded: dict | None = None  # fused (max), copies of a footage folded
+    min_score: dict | None = None  # of the raw fused score
+    calibrations: dict[str, dict] = field(default_factory=dict)  # fitted on the tuning half, checked on the test
     indexing_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -227,7 +307,9 @@ class Evaluation:
             "cuts": self.cuts,
             "speech": self.speech,
             "korean_full_text": self.korean_full_text,
+            "folded": self.folded,
             "min_score": self.min_score,
+            "calibrations": self.calibrations,
             "indexing_seconds": self.indexing_seconds,
         }
 
@@ -237,13 +319,44 @@ def evaluate(
 ) -> Evaluation:
     tune_half = [q for q in queries if q.split == "tune"]
     test_half = [q for q in queries if q.split != "tune"] or list(queries)
-    weights, tune_mrr = tune_weights(engine, tune_half) if tune and tune_half else (engine.weights, 0.0)
-    evaluation = Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
-    evaluation.korean_full_text = korean_full_text(engine, test_half)
+    saved = engine.calibration
+    engine.calibration = None  # the signals and fusions first, on raw scores (ranking is the same)
+    try:
+        weights, tune_mrr = tune_weights(engine, tune_half) if tune and tune_half else (engine.weights, 0.0)
+        evaluation = Evaluation(weights, tune_mrr, compare(engine, test_half, weights))
+        evaluation.korean_full_text = korean_full_text(engine, test_half)
+        evaluation.folded = folded_scores(engine, test_half)
+    finally:
+        engine.calibration = saved
     if tune_half:
         engine.weights = weights
-        evaluation.min_score = choose_min_score(engine, tune_half, test_half, nonsense)
+        calibrate(engine, tune_half, test_half, nonsense, evaluation)
     return evaluation
+
+
+def _min_score_line(name: str, m: dict) -> str:
+    return (
+        f"  {name:<18} {m['min_score']:<6}: keeps {m['test_relevant_kept']} of the relevant results; "
+        f"'no good match' for {m['nonsense_no_match']} of {m['nonsense_queries']} queries about nothing indexed"
+    )
+
+
+def kind_table(evaluation: Evaluation, before: str = "fused (max)") -> list[str]:
+    """R@1, R@5 and MRR per kind and language: the raw fusion (before) beside each fitted method."""
+    after = [name for name in evaluation.calibrations if name in evaluation.methods]
+    if before not in evaluation.methods or not after:
+        return []
+    names = [before, *after]
+    lines = ["per kind and language (R@1 / R@5 / MRR): " + " | ".join(names)]
+    groups = {**evaluation.methods[before].by_kind, **evaluation.methods[before].by_language}
+    for group in [*sorted(evaluation.methods[before].by_kind), *sorted(evaluation.methods[before].by_language)]:
+        cells = []
+        for name in names:
+            report = evaluation.methods[name]
+            scores = report.by_kind.get(group) or report.by_language.get(group)
+            cells.append(f"{scores.recall[1]:.2f} / {scores.recall[5]:.2f} / {scores.mrr:.2f}")
+        lines.append(f"  {group:<10} ({groups[group].queries:>2})  " + " | ".join(cells))
+    return lines
 
 
 def summary(evaluation: Evaluation) -> str:
@@ -272,13 +385,24 @@ def summary(evaluation: Evaluation) -> str:
             f"Korean queries, full-text alone: word tokens R@5 {words['recall@5']:.3f} MRR {words['mrr']:.3f}; "
             f"n-grams R@5 {grams['recall@5']:.3f} MRR {grams['mrr']:.3f}"
         )
-    if evaluation.min_score:
-        m = evaluation.min_score
+    if evaluation.folded:
+        f = evaluation.folded
         lines.append(
-            f"minimum score {m['min_score']} (5th percentile of relevant scores, tuning half): keeps "
-            f"{m['test_relevant_kept']} of the test half's relevant results; answers {m['nonsense_no_match']} of "
-            f"{m['nonsense_queries']} queries about nothing indexed with 'no good match'"
+            f"fused (max) with copies of a footage folded (a relevant scene shown or listed as a copy): "
+            f"R@1 {f['recall@1']:.3f} R@5 {f['recall@5']:.3f} MRR {f['mrr']:.3f}"
         )
+    lines += kind_table(evaluation)
+    if evaluation.min_score:
+        lines.append(
+            "minimum score (3rd percentile of the relevant results' scores on the tuning half), on the test half:"
+        )
+        lines.append(_min_score_line("raw fused score", evaluation.min_score))
+        for name, fitted in evaluation.calibrations.items():
+            lines.append(_min_score_line(name, fitted["min_score"]))
+            lines.append(
+                f"    {name}: weights {fitted['weights']} bias {fitted['bias']} median {fitted['default_median']}; "
+                f"test log loss {fitted['test_log_loss']}"
+            )
     if evaluation.speech:
         lines.append(
             f"speech: word error rate {evaluation.speech['wer']} over {evaluation.speech['sentences']} sentences"

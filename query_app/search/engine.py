@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import threadpoolctl
 
+from query_app.search.calibration import CALIBRATIONS, Calibration, margins
 from query_app.search.duplicates import DuplicateIndex
 from query_app.search.fusion import (
     DEFAULT_FUSION,
@@ -37,6 +38,7 @@ from query_app.search.fusion import (
 )
 from query_app.search.moments import MomentFinder, picture_moment
 from query_app.search.people import PeopleIndex
+from query_app.search.query_cache import QueryVectorCache
 from query_app.search.results import (
     DEFAULT_MIN_SCORE,
     DISPLAY_COLUMNS,
@@ -45,10 +47,12 @@ from query_app.search.results import (
     SCORE_COLUMNS,
     SHOW_COLUMNS,
     SIGNALS,
+    WEAK_SCORE,
     QueryError,
     SearchRequest,
     SearchResponse,
     SearchResult,
+    caption_kind,
     elapsed_ms,
     has_hangul,
     snippet,
@@ -100,6 +104,7 @@ class SceneSearch:
         ann: AnnSettings | None = None,
         signals: Sequence[str] = SIGNALS,
         fold_duplicates: bool | None = None,
+        calibration: Calibration | str | None = "profile",
     ):
         if fusion not in FUSION_METHODS:
             raise QueryError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
@@ -117,6 +122,9 @@ class SceneSearch:
         self.people = PeopleIndex(self.uri, self.runtime.profile.name, self.paths)
         self.moments = MomentFinder(self.paths, self.runtime.profile.name)
         self.duplicates = DuplicateIndex(self.runtime.profile.name, self.paths)
+        self.query_vectors = QueryVectorCache()
+        # scores as probabilities of relevance, where the profile has a fitted calibration
+        self.calibration = CALIBRATIONS.get(self.runtime.profile.name) if calibration == "profile" else calibration
         # copies of one footage fold into the best by default (TVING_FOLD_DUPLICATES); per query too
         self.fold_duplicates = fold_duplicates_from_env() if fold_duplicates is None else fold_duplicates
         self._live: tuple[SceneStore, ModelRuntime] | None = None  # the live table, its encoders
@@ -253,15 +261,20 @@ class SceneSearch:
             else []
         )
         text_encoder, frame_encoder = encoders.text_encoder(), encoders.frame_encoder()
-        qvecs = text_encoder.encode_queries(texts)
+        cache = self.query_vectors
+        qvecs = cache.encode(text_encoder.model_id, texts, text_encoder.encode_queries)
         # lite frame vectors live in the text encoder's space: the query vector serves both
-        fvecs = qvecs if frame_encoder.queries_in_text_space else frame_encoder.encode_queries(texts)
-        # transcripts in a multilingual space of their own (full profile): the query as written
-        tvecs = (
-            encoders.transcript_encoder().encode_queries([r.query for r in requests])
-            if live_store.stamp.transcript_model
-            else qvecs
+        fvecs = (
+            qvecs
+            if frame_encoder.queries_in_text_space
+            else cache.encode(frame_encoder.model_id, texts, frame_encoder.encode_queries)
         )
+        # transcripts in a multilingual space of their own (full profile): the query as written
+        if live_store.stamp.transcript_model:
+            transcripts = encoders.transcript_encoder()
+            tvecs = cache.encode(transcripts.model_id, [r.query for r in requests], transcripts.encode_queries)
+        else:
+            tvecs = qvecs
         timings = {"batch_size": len(requests), "encode": elapsed_ms(clock)}
         return _EncodedBatch(
             list(requests), texts, [t for _, t in translated], qvecs, fvecs, text_jobs, n, timings, store, tvecs
@@ -328,7 +341,14 @@ class SceneSearch:
                 result = self.result_from_row(len(results) + 1, score, shown_rows[j], frame, signals, batch.texts[i])
                 result = self.moments.place(result, batch.tvecs[i], passages)
                 folded = copies.get(result.scene_id, ()) if request.fold_duplicates else ()
-                results.append(dataclasses.replace(result, people=people.get(result.scene_id, ()), duplicates=folded))
+                results.append(
+                    dataclasses.replace(
+                        result,
+                        people=people.get(result.scene_id, ()),
+                        duplicates=folded,
+                        weak=score < WEAK_SCORE.get(self.runtime.profile.name, 0.0),
+                    )
+                )
             responses.append(
                 SearchResponse(
                     request.query, batch.texts[i], batch.translated[i], self.fusion, tuple(results), dict(timings)
@@ -400,6 +420,10 @@ class SceneSearch:
         fused = FUSION_METHODS[self.fusion](scores, self.weights)
         if self.weights.frame > 0:
             fused = fused + self.weights.frame * best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
+        scores["fused"] = fused
+        scores["margin"] = margins(fused, self.calibration)
+        if self.calibration is not None:  # the probability of relevance (docs/search.md)
+            fused = self.calibration.probabilities(scores)
         picks: list[tuple[int, float, dict[str, float]]] = []
         per_video_count: dict[str, int] = {}
         shown_groups: set[str] = set()
@@ -455,4 +479,5 @@ class SceneSearch:
             onscreen_text=row.get("ocr_text") or "",
             scores={k: round(v, 4) for k, v in signals.items()},
             moment=picture_moment(times[frame], row["start"], row["end"]),
+            caption_kind=caption_kind(row.get("caption_model")),
         )

@@ -48,9 +48,11 @@ DEFAULT_FUSION = "max"
 
 
 def vector_matrix(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size-list column of vectors as an (n, dim) float32 matrix, without Python lists."""
+    """A fixed-size-list column of vectors (stored as float16, or float32 in older tables) as an
+    (n, dim) float32 matrix, without Python lists (numpy multiplies float16 without BLAS: slowly)."""
     array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
+    values = array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
+    return values.astype(np.float32, copy=False)
 
 
 def best_frames(column: pa.ChunkedArray, fvec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

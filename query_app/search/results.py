@@ -7,23 +7,37 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
+from tving_resources.models.profiles import LITE
+
 # What a result shows; what scoring a candidate needs.
 DISPLAY_COLUMNS = [
     "scene_id", "video_id", "video_name", "video_path", "scene_index", "start", "end", "caption", "transcript",
-    "ocr_text", "keyframe_times", "thumbnails",
+    "ocr_text", "keyframe_times", "thumbnails", "caption_model",
 ]  # fmt: skip
 SCORE_COLUMNS = ["scene_id", "video_id", "caption_vector", "transcript_vector"]
 SIGNALS = ("caption", "transcript", "text")  # each can gather candidates and score them
-# Below this fused score a result is not shown ("no good match"), per profile. Off by default:
-# `tving eval` measures a threshold, and on the project's set it also drops 6.5% of relevant
-# results (docs/search.md, "Search quality").
-DEFAULT_MIN_SCORE = {"lite": 0.0, "full": 0.0}
+# Below this score a result is not shown ("no good match"), per profile: lite scores are
+# probabilities of relevance (query_app.search.calibration), and this one, chosen by `tving eval`
+# on the tuning half (the 3rd percentile of its relevant results' scores), keeps 90% of the test
+# half's relevant results and answers each of the 6 queries about nothing indexed with "no good
+# match" (docs/search.md). The full profile has no calibration measured here: off.
+DEFAULT_MIN_SCORE = {"lite": 0.079, "full": 0.0}
+# Shown, but marked as weak matches: a third of the tuning half's relevant results score under
+# this, and no result of a query about nothing indexed scores above it.
+WEAK_SCORE = {"lite": 0.15, "full": 0.0}
 SHOW_COLUMNS = [*DISPLAY_COLUMNS, "frame_vectors"]
 log = logging.getLogger("tving.search")
 MAX_QUERY_CHARS = 500
 MAX_K = 50
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _SNIPPET_CHARS = 240
+
+
+def caption_kind(caption_model: str | None) -> str:
+    """ "labels" for the lite captioner's ImageNet labels (automatic labels, often wrong: shown as
+    such), "description" for a captioning model's sentences."""
+    base = (caption_model or "").split("+")[0]
+    return "labels" if base == LITE.caption_model else "description"
 
 
 def has_hangul(text: str) -> bool:
@@ -81,6 +95,8 @@ class SearchResult:
     people: tuple[PersonRef, ...] = ()  # the people whose faces the scene's keyframes show
     moment: Moment | None = None  # the part of the scene that matches (always set by the engine)
     duplicates: tuple[DuplicateRef, ...] = ()  # the same footage elsewhere, folded into this result
+    weak: bool = False  # shown, but a weak match (its score is under the profile's WEAK_SCORE)
+    caption_kind: str = "description"  # "labels": the lite captioner's automatic labels, not a statement
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -55,6 +55,9 @@ class SimilarSearch:
         self, fvec: np.ndarray, label: str, options: dict, timings: dict, exclude: str | None = None
     ) -> SearchResponse:
         engine = self.engine
+        # the profile's minimum score is a probability of relevance, calibrated for text queries
+        # only: an example's frame similarity has no such default
+        options = {**options, "min_score": options.get("min_score") or 0.0}
         request = engine.prepare(label, **options)  # validates k, filters, per_video
         store = engine.store.snapshot()
         clock = time.perf_counter()

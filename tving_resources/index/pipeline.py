@@ -282,9 +282,9 @@ def build_scene_rows(
                 "search_text_ngram": "\n".join(t for t in (cap.caption, cap.transcript, text) if t),
                 "language": transcript.language,
                 "has_transcript": bool(cap.transcript),
-                "caption_vector": vectors.caption[scene.index],
-                "transcript_vector": vectors.transcript[scene.index],
-                "frame_vectors": list(vectors.frames[scene.index]),
+                "caption_vector": vectors.caption[scene.index].astype(np.float16),
+                "transcript_vector": vectors.transcript[scene.index].astype(np.float16),
+                "frame_vectors": list(vectors.frames[scene.index].astype(np.float16)),
                 "keyframe_times": [f.timestamp for f in frames],
                 "thumbnails": [f.thumbnail for f in frames],
                 "keyframe_hashes": (

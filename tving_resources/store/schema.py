@@ -129,10 +129,16 @@ def table_name_for(profile: str) -> str:
     return f"scenes_{profile}"
 
 
+# Vectors are stored in half precision: half the bytes a scene takes on disk and in reads, the
+# same recall (their similarities move by about 1e-3; docs/performance.md, "Space"). Search
+# computes in float32. Tables made before keep float32 columns, and new rows are cast to them.
+STORED_FLOAT = pa.float16()
+
+
 def scene_schema(stamp: ModelStamp) -> pa.Schema:
-    text_vec = pa.list_(pa.float32(), stamp.text_dim)
-    transcript_vec = pa.list_(pa.float32(), stamp.transcript_space[1])
-    frame_vec = pa.list_(pa.float32(), stamp.frame_dim)
+    text_vec = pa.list_(STORED_FLOAT, stamp.text_dim)
+    transcript_vec = pa.list_(STORED_FLOAT, stamp.transcript_space[1])
+    frame_vec = pa.list_(STORED_FLOAT, stamp.frame_dim)
     return pa.schema(
         [
             pa.field("scene_id", pa.string(), nullable=False),

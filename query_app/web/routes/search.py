@@ -109,8 +109,9 @@ async def search_page(
     similar: str = "",
     person: str = "",
     video: Annotated[list[str] | None, Query()] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
 ) -> HTMLResponse:
-    """The search page; its state (query, k, person, videos) is all in its URL, to share."""
+    """The search page; its state (query, k, person, videos, minimum score) is all in its URL, to share."""
     person = person.strip()[:MAX_NAME]
     videos = [v for v in (video or [])[:MAX_FILTER_IDS] if v]
     k = max(1, min(k, MAX_K))
@@ -124,8 +125,10 @@ async def search_page(
                 context["person_label"] = await state.person_label(person)
             if person and not q.strip():
                 k = MAX_K  # a person's scenes: all of them, up to the page's limit
-            found = await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, videos, None, None, None, None, person)
+            found = await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, videos, None, None, None, min_score, person)
             context.update(found)
+            if q.strip() and min_score is None and len(found["results"]) < k:  # the default threshold hid some
+                context["show_weaker_url"] = str(request.url.include_query_params(min_score=0))
     except HTTPException as exc:
         context["error"] = exc.detail
     return state.templates.TemplateResponse(request, "search.html", context)
