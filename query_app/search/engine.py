@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import threadpoolctl
 
-from query_app.search.calibration import CALIBRATIONS, Calibration, margins
+from query_app.search.calibration import CALIBRATIONS, Calibration
 from query_app.search.duplicates import DuplicateIndex
 from query_app.search.fusion import (
     DEFAULT_FUSION,
@@ -36,9 +36,10 @@ from query_app.search.fusion import (
     squash_bm25,
     vector_matrix,
 )
-from query_app.search.moments import MomentFinder, picture_moment
+from query_app.search.moments import MomentFinder
 from query_app.search.people import PeopleIndex
 from query_app.search.query_cache import QueryVectorCache
+from query_app.search.ranking import pick, result_from_row, score_candidates
 from query_app.search.results import (
     DEFAULT_MIN_SCORE,
     DISPLAY_COLUMNS,
@@ -52,10 +53,8 @@ from query_app.search.results import (
     SearchRequest,
     SearchResponse,
     SearchResult,
-    caption_kind,
     elapsed_ms,
     has_hangul,
-    snippet,
 )
 from tving_resources.config import Paths, fold_duplicates_from_env, resolve_paths
 from tving_resources.models.runtime import ModelRuntime
@@ -303,16 +302,10 @@ class SceneSearch:
         groups = self.duplicates.groups_of(scene_ids) if any(r.fold_duplicates for r in batch.requests) else {}
         row_groups = [groups.get(scene) for scene in scene_ids]
         ranked = [
-            self._rank(
+            pick(
                 request,
-                i,
-                rows,
-                position,
-                hits[i],
-                caption_sims,
-                transcript_sims,
+                *self._score(i, rows, position, hits[i], caption_sims, transcript_sims, batch.fvecs[i]),
                 video_ids,
-                batch.fvecs[i],
                 row_groups,
             )
             for i, request in enumerate(batch.requests)
@@ -392,57 +385,30 @@ class SceneSearch:
         position = {row_id: i for i, row_id in enumerate(table.column("_rowid").to_pylist())}
         return table, position
 
-    def _rank(
+    def _score(
         self,
-        request: SearchRequest,
         query_index: int,
         rows: pa.Table,
         position: dict[int, int],
         hits: list[tuple[int, float | None]],
         caption_sims: np.ndarray,
         transcript_sims: np.ndarray,
-        video_ids: list[str],
         fvec: np.ndarray,
-        row_groups: list[str | None],
-    ) -> list[tuple[int, float, dict[str, float]]]:
-        """The request's top k as (row id, fused score, per-signal scores); of the scenes of one
-        duplicate group (``row_groups``, by row position) only the best when the request folds."""
+    ) -> tuple[list[int], np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """One query's candidates: their row ids and positions, per-signal scores, final scores."""
         row_ids = list(dict.fromkeys(row_id for row_id, _ in hits if row_id in position))
-        if not row_ids:
-            return []
+        rows_at = np.array([position[row_id] for row_id in row_ids], dtype=np.int64)
         bm25 = {row_id: score for row_id, score in hits if score is not None}
-        rows_at = np.array([position[row_id] for row_id in row_ids])
         scores = {
             "caption": caption_sims[rows_at, query_index],
             "transcript": transcript_sims[rows_at, query_index],
             "text": np.array([squash_bm25(bm25.get(row_id, 0.0)) for row_id in row_ids], dtype=np.float32),
         }
-        fused = FUSION_METHODS[self.fusion](scores, self.weights)
-        if self.weights.frame > 0:
-            fused = fused + self.weights.frame * best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
-        scores["fused"] = fused
-        scores["margin"] = margins(fused, self.calibration)
-        if self.calibration is not None:  # the probability of relevance (docs/search.md)
-            fused = self.calibration.probabilities(scores)
-        picks: list[tuple[int, float, dict[str, float]]] = []
-        per_video_count: dict[str, int] = {}
-        shown_groups: set[str] = set()
-        for i in np.argsort(-fused, kind="stable"):
-            if fused[i] < request.min_score:
-                break  # sorted: every later one scores less
-            group = row_groups[rows_at[i]]
-            if request.fold_duplicates and group is not None:
-                if group in shown_groups:
-                    continue  # a copy of footage already shown (and listed there)
-                shown_groups.add(group)
-            video_id = video_ids[rows_at[i]]
-            if request.per_video and per_video_count.get(video_id, 0) >= request.per_video:
-                continue
-            per_video_count[video_id] = per_video_count.get(video_id, 0) + 1
-            picks.append((row_ids[i], float(fused[i]), {name: float(v[i]) for name, v in scores.items()}))
-            if len(picks) == request.k:
-                break
-        return picks
+        frames = None
+        if self.weights.frame > 0 and row_ids:
+            frames = best_frames(rows.take(rows_at).column("frame_vectors"), fvec)[0]
+        final = score_candidates(scores, self.fusion, self.weights, self.calibration, frames)
+        return row_ids, rows_at, scores, final
 
     def _translate(self, queries: list[str]) -> list[tuple[str, bool]]:
         """(text to search, translated?) per query: Korean queries of a batch are translated
@@ -458,26 +424,4 @@ class SceneSearch:
     def result_from_row(
         self, rank: int, score: float, row: dict, frame: int, signals: dict[str, float], query: str
     ) -> SearchResult:
-        thumbnails = row["thumbnails"] or [""]
-        times = row["keyframe_times"] or [row["start"]]
-        frame = min(frame, len(thumbnails) - 1)
-        return SearchResult(
-            rank=rank,
-            score=round(score, 4),
-            scene_id=row["scene_id"],
-            video_id=row["video_id"],
-            video_name=row["video_name"],
-            video_path=row["video_path"],
-            scene_index=row["scene_index"],
-            start=round(row["start"], 3),
-            end=round(row["end"], 3),
-            timestamp=round(times[frame], 3),
-            thumbnail=thumbnails[frame],
-            thumbnail_path=str(self.paths.artifacts_dir / thumbnails[frame]) if thumbnails[frame] else "",
-            caption=row["caption"],
-            transcript_snippet=snippet(row["transcript"], query),
-            onscreen_text=row.get("ocr_text") or "",
-            scores={k: round(v, 4) for k, v in signals.items()},
-            moment=picture_moment(times[frame], row["start"], row["end"]),
-            caption_kind=caption_kind(row.get("caption_model")),
-        )
+        return result_from_row(rank, score, row, frame, signals, query, self.paths.artifacts_dir)
