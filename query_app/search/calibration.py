@@ -36,10 +36,6 @@ class Calibration:
     bias: float
     default_median: float  # the median used when a query has too few candidates to measure one
 
-    def margins(self, fused: np.ndarray) -> np.ndarray:
-        reference = float(np.median(fused)) if len(fused) >= MIN_CANDIDATES_FOR_MARGIN else self.default_median
-        return fused - reference
-
     def probabilities(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         z = self.bias + sum(w * np.asarray(scores[name], dtype=np.float64) for name, w in self.weights.items())
         return 1.0 / (1.0 + np.exp(-z))
@@ -60,10 +56,11 @@ DEFAULT_MEDIAN = 0.75  # lite's typical candidate median, where no calibration s
 
 
 def margins(fused: np.ndarray, calibration: Calibration | None) -> np.ndarray:
-    """How far each candidate stands above the query's other candidates (their median)."""
-    if calibration is not None:
-        return calibration.margins(fused)
-    return fused - (float(np.median(fused)) if len(fused) >= MIN_CANDIDATES_FOR_MARGIN else DEFAULT_MEDIAN)
+    """How far each candidate stands above the query's other candidates (their median; with too few
+    candidates to measure one, the calibration's typical median)."""
+    if len(fused) >= MIN_CANDIDATES_FOR_MARGIN:
+        return fused - float(np.median(fused))
+    return fused - (calibration.default_median if calibration is not None else DEFAULT_MEDIAN)
 
 
 def fit(

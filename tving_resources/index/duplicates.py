@@ -135,8 +135,8 @@ def group_duplicates(scenes: Sequence[SceneFingerprint], max_distance: int = MAX
             continue
         for x in range(len(members)):
             for y in range(x + 1, len(members)):
-                i, j = members[x], members[y]
-                if i == j or (i, j) in checked:
+                i, j = members[x], members[y]  # two scenes: a bucket holds one keyframe position
+                if (i, j) in checked:
                     continue
                 checked.add((i, j))
                 if root(i) != root(j) and same_footage(scenes[i], scenes[j], max_distance):

@@ -287,6 +287,9 @@ def build_scene_rows(
                 "frame_vectors": list(vectors.frames[scene.index].astype(np.float16)),
                 "keyframe_times": [f.timestamp for f in frames],
                 "thumbnails": [f.thumbnail for f in frames],
+                # hashed from the thumbnails here, not while decoding keyframes: a new rows stage
+                # re-runs alone (`tving index --stale`), where a new keyframes stage would re-run
+                # every stage after it for every video already indexed
                 "keyframe_hashes": (
                     join_hashes([keyframe_hash(load_rgb(thumbnails_root / f.thumbnail)) for f in frames])
                     if thumbnails_root is not None
