@@ -63,6 +63,11 @@ class VideoDescriber:
             return None, path
         raise VideoNotRegisteredError(f"{video!r} is neither an indexed video id nor a video file")
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages this profile can describe in (Korean needs an English-to-Korean model)."""
+        return LANGUAGES if self.runtime.profile.output_translation_model else ("en",)
+
     def describe(
         self,
         video: str | Path,

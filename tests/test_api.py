@@ -28,7 +28,9 @@ def app(indexed_library):
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as test_client:
+    with TestClient(
+        app, raise_server_exceptions=False, base_url="http://localhost", headers={"Accept-Language": "en"}
+    ) as test_client:
         yield test_client
 
 
@@ -115,7 +117,7 @@ def test_library_endpoints(client, speech_id, indexed_library):
     assert table["rows_per_model"]["speech_model"] == {"lite/faster-whisper-base": scenes}
     assert sum(table["rows_per_model"]["caption_model"].values()) == scenes
     page = client.get("/library").text
-    assert "Scene tables and models" in page and "lite/faster-whisper-base" in page
+    assert 'id="scene-tables"' in page and "lite/faster-whisper-base" in page
 
 
 def test_stream_answers_range_requests(client, speech_id, speech_clip):

@@ -84,6 +84,7 @@ def test_status_api_and_library_page_list_failures(fuzzed, monkeypatch):
 
     from query_app.web.app import create_app
     from tving_cli.main import main
+    from tving_cli.output import failure_cause
 
     home = fuzzed["home"]
     broken = [fuzzed["results"][str(c.path.resolve())] for c in fuzzed["cases"] if not c.valid]
@@ -91,9 +92,12 @@ def test_status_api_and_library_page_list_failures(fuzzed, monkeypatch):
     status = json.loads(CliRunner().invoke(main, ["status", "--json"]).output)
     assert {f["video_id"]: f["error"] for f in status["failed_videos"]} == {r.video_id: r.error for r in broken}
     text = CliRunner().invoke(main, ["status"]).output
-    assert f"failed videos ({len(broken)}" in text and broken[0].error in text
+    cause = failure_cause(broken[0].error, broken[0].path, broken[0].failed_stage)  # without name and stage
+    assert f"failed videos ({len(broken)}" in text and f"at {broken[0].failed_stage}: {cause}\n" in text
     client = TestClient(
-        create_app(paths=resolve_paths(home=home), warm_up_in_background=False), base_url="http://localhost"
+        create_app(paths=resolve_paths(home=home), warm_up_in_background=False),
+        base_url="http://localhost",
+        headers={"Accept-Language": "en"},
     )
     assert {f["error"] for f in client.get("/failures").json()} == {r.error for r in broken}
     page = client.get("/library").text

@@ -1,32 +1,15 @@
 """The web page in a real browser: Debian's Chromium, driven by Playwright, against `tving serve`."""
 
-import json
-import os
+import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, TOKEN, needs_chromium
+from browser_support import logged_in as _logged_in
+from browser_support import serve as _serve
 from media import SPOKEN_SCENES
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-TOKEN = "browser-test-token-0123456789"
-# As the machine's notes say: without these, headless Chromium tries to reach Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,54 +24,14 @@ def people_server(people_library, tmp_path_factory):
     yield from _serve(home)
 
 
-def _logged_in(browser, base: str, **options):
-    """A page of ``browser`` logged in to the server at ``base`` with the test token."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, **options)
-    page.goto(base + "/login")
-    page.fill("input[name=token]", TOKEN)
-    page.click("[data-testid=login-form] button")
-    page.wait_for_url(base + "/")
-    return page
-
-
-def _serve(home: Path):
-    port = _free_port()
-    env = {**os.environ, "TVING_HOME": str(home), "TVING_API_TOKEN": TOKEN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tving_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    try:
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:
-                    if json.load(response)["status"] == "ready":
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, "server not ready"
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
-)
+@needs_chromium
 def test_login_search_play_upload_and_describe(server, tmp_path, cuts_clip):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
             page.goto(server + "/")  # with a token set, the pages ask to log in first
             assert page.url.endswith("/login")
             page.fill("input[name=token]", TOKEN)
@@ -145,9 +88,7 @@ def test_login_search_play_upload_and_describe(server, tmp_path, cuts_clip):
             browser.close()
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
-)
+@needs_chromium
 def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -186,9 +127,7 @@ def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, t
             browser.close()
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/test.sh installs it)"
-)
+@needs_chromium
 def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path):
     import subprocess
 
@@ -206,7 +145,9 @@ def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path)
             page.wait_for_url("**min_score=0*")
             cards = page.locator("[data-testid=result-card]")
             cards.first.wait_for()
-            assert "moment" in cards.first.locator("[data-testid=moment]").inner_text()
+            assert re.fullmatch(
+                r"\d+:\d\d\.\d–\d+:\d\d\.\d", cards.first.locator("[data-testid=moment-time]").inner_text()
+            )
             picked = [cards.nth(i).get_attribute("data-item") for i in (0, 2)]
             cards.nth(0).locator("[data-testid=select-result]").check()
             cards.nth(2).locator("[data-testid=select-result]").check()
@@ -234,5 +175,108 @@ def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path)
             assert [round(c.source_range.start_time.to_seconds(), 1) for c in clips] == [
                 round(start, 1) for start, _ in spans
             ]
+        finally:
+            browser.close()
+
+
+def _luminance(css_color: str) -> float:
+    red, green, blue = (int(x) for x in re.findall(r"\d+", css_color)[:3])
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
+@needs_chromium
+def test_search_page_filters_paging_why_keyboard_dark_mode_and_accessibility(server):
+    """The search page for daily work: filters and more results kept in the address, one time
+    format, the signals behind "why this result", "/" and j/k/arrows and Esc, a favicon, dark mode
+    following the system, and no serious accessibility violation (axe-core) on any page."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from browser_support import launch, no_serious_violations
+    from playwright.sync_api import sync_playwright
+
+    query = SPOKEN_SCENES[2].paraphrase
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = _logged_in(browser, server)
+            assert page.request.get(server + "/favicon.ico").ok  # no 404 on every page any more
+            assert page.locator("link[rel=icon]").get_attribute("href") == "/static/favicon.svg"
+            assert page.request.get(server + "/static/favicon.svg").headers["content-type"] == "image/svg+xml"
+
+            page.evaluate("document.activeElement.blur()")
+            page.keyboard.press("/")  # "/" goes to the search box
+            assert page.evaluate("document.activeElement.id") == "q"
+            page.keyboard.type(query)
+            page.keyboard.press("Enter")
+            page.locator("[data-testid=result-card]").first.wait_for()
+            page.click("[data-testid=show-weaker]")
+            page.wait_for_url("**min_score=0*")
+            cards = page.locator("[data-testid=result-card]")
+            assert cards.count() == 5
+            for i in range(cards.count()):  # one time format on every card
+                moment = cards.nth(i).locator("[data-testid=moment-time]").inner_text()
+                assert re.fullmatch(r"\d+:\d\d\.\d–\d+:\d\d\.\d", moment), moment
+            # the per-signal scores wait behind "why this result"
+            why = cards.first.locator("[data-testid=why]")
+            assert not why.locator("dl").is_visible()
+            why.locator("summary").click()
+            assert why.locator("dl").is_visible() and "score" in why.inner_text()
+            no_serious_violations(page, "search page, light")
+
+            # j/k and the arrow keys move between results; Enter plays; Esc closes the player
+            page.evaluate("document.activeElement.blur()")
+            page.keyboard.press("j")
+            assert page.evaluate("document.activeElement.dataset.testid") == "result-card"
+            first_title = page.evaluate("document.activeElement.dataset.title")
+            page.keyboard.press("j")
+            page.keyboard.press("k")
+            assert page.evaluate("document.activeElement.dataset.title") == first_title
+            page.keyboard.press("ArrowDown")
+            second_title = page.evaluate("document.activeElement.dataset.title")
+            assert second_title != first_title
+            page.keyboard.press("Enter")
+            assert page.locator("#player-wrap").is_visible()
+            assert page.locator("#now-playing").inner_text() == second_title
+            page.keyboard.press("Escape")
+            assert page.locator("#player-wrap").is_hidden()
+            assert page.evaluate("document.activeElement.dataset.title") == second_title  # focus comes back
+
+            # "more results": five more, in the address
+            page.click("[data-testid=more-results]")
+            page.wait_for_url("**k=10*")
+            assert cards.count() > 5
+
+            # filters: one video, at most 2 per video, from 0:01; all of it in the address
+            page.locator("[data-testid=filters] summary").click()
+            page.locator("label", has_text="speech.mp4").locator("input").check()
+            page.fill("[data-testid=filter-per-video]", "2")
+            page.fill("[data-testid=filter-start]", "0:01")
+            page.click("[data-testid=apply-filters]")
+            page.wait_for_url("**per_video=2*")
+            asked = parse_qs(urlsplit(page.url).query)
+            assert asked["per_video"] == ["2"] and asked["start"] == ["0:01"] and len(asked["video"]) == 1
+            assert asked["q"] == [query] and asked["k"] == ["10"]
+            assert 1 <= cards.count() <= 2
+            assert all("speech.mp4" in cards.nth(i).inner_text() for i in range(cards.count()))
+            page.reload()  # the same search, filters and all, from the address alone
+            assert page.locator("label", has_text="speech.mp4").locator("input").is_checked()
+            assert page.locator("[data-testid=filters]").get_attribute("open") is not None
+            assert 1 <= cards.count() <= 2
+            page.goto(page.url.replace("start=0%3A01", "start=ten"))  # a time the page cannot read: said so
+            assert "minutes:seconds" in page.locator("[data-testid=page-error]").inner_text()
+
+            for path in ("/library", "/describe", "/faces"):
+                page.goto(server + path)
+                no_serious_violations(page, f"{path}, light")
+
+            dark = _logged_in(browser, server, color_scheme="dark")  # follows the system's setting
+            dark.goto(f"{server}/?q={query}&min_score=0")
+            dark.locator("[data-testid=result-card]").first.wait_for()
+            background = dark.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert _luminance(background) < 0.15, background
+            assert _luminance(page.evaluate("getComputedStyle(document.body).backgroundColor")) > 0.9
+            no_serious_violations(dark, "search page, dark")
+            dark.goto(server + "/library")
+            no_serious_violations(dark, "/library, dark")
         finally:
             browser.close()

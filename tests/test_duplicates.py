@@ -184,7 +184,9 @@ def test_the_api_folds_and_the_library_page_marks_the_copies(library):
     from tving_resources.config import resolve_paths
 
     app = create_app(paths=resolve_paths(home=library["home"]), warm_up_in_background=False)
-    with TestClient(app, raise_server_exceptions=False, base_url="http://localhost") as client:
+    with TestClient(
+        app, raise_server_exceptions=False, base_url="http://localhost", headers={"Accept-Language": "en"}
+    ) as client:
         query = "a switch, a lighter and a remote control"
         folded = client.get("/search", params={"q": query, "k": 10, "min_score": 0}).json()["results"]
         copies = [c for r in folded for c in r["duplicates"]]

@@ -9,6 +9,7 @@ go on.
 
 from __future__ import annotations
 
+import difflib
 import gc
 import os
 import time
@@ -51,6 +52,7 @@ class VideoIndexResult:
     reused_stages: list[str] = field(default_factory=list)  # unchanged: stored results reused
     seconds: float = 0.0  # the whole run
     run_id: str | None = None
+    skipped: bool = False  # not a video: left out before anything was catalogued (`tving index`)
 
 
 def collect_video_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[VideoIndexResult]]:
@@ -72,9 +74,33 @@ def collect_video_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[P
                 continue
             files.append(path)
         else:
-            refused.append(VideoIndexResult(str(path), None, error=f"{path}: no such file or folder"))
+            refused.append(VideoIndexResult(str(path), None, error=missing_path_error(path)))
     unique = list(dict.fromkeys(file_path(p) for p in files))
     return unique, refused
+
+
+def missing_path_error(path: Path) -> str:
+    """What to say of a path that does not exist, with the name meant when one is close to the one
+    given (a mistyped folder or file name); the path itself is the caller's to show."""
+    close = _close_path(path)
+    return "no such file or folder" + (f"; did you mean {close}?" if close else "")
+
+
+def _close_path(path: Path) -> str | None:
+    parts = list(path.parts)
+    for i in range(len(parts)):
+        head = Path(*parts[: i + 1])
+        if head.exists() or head.is_symlink():
+            continue
+        try:  # a few thousand names at most: a huge folder is not searched whole
+            names = [p.name for _, p in zip(range(5000), head.parent.iterdir(), strict=False)]
+        except OSError:
+            return None
+        close = difflib.get_close_matches(head.name, names, n=1)
+        if not close:
+            return None
+        parts[i] = close[0]
+    return str(Path(*parts)) if parts != list(path.parts) else None
 
 
 def register_videos(files: Sequence[Path], catalog: VideoCatalog, instance: dg.DagsterInstance) -> list[str]:

@@ -9,7 +9,7 @@ import click
 
 from tving_resources.errors import TvingError
 
-from .output import echo_json, fail
+from .output import echo_json, fail, failure_cause
 
 
 # --------------------------------------------------------------------------- index
@@ -36,13 +36,49 @@ def index(
         fail("name video files or folders to index (or pass --stale)")
     if dry_run:
         fail("--dry-run goes with --stale")
-    results = run_index(paths, progress=not no_progress and not as_json, refresh=not no_refresh)
+    videos, skipped = screen_inputs(paths)
+    results = skipped
+    if videos:
+        results = skipped + run_index(videos, progress=not no_progress and not as_json, refresh=not no_refresh)
     if as_json:
         echo_json([r.__dict__ for r in results])
     else:
         print_index_report(results)
-    if not all(r.ok for r in results):
+    if not videos:
+        fail("nothing to index: none of the files given is a video")
+    if not all(r.ok or r.skipped for r in results):
         sys.exit(1)  # some videos failed (the others were indexed)
+
+
+def screen_inputs(paths: tuple[str, ...]):
+    """The paths to index, and a skipped result for each file given that is not a video, so
+    that nothing is catalogued for it. Folders, missing paths and special files go on: indexing
+    searches the folders for videos and reports the others without cataloguing them."""
+    from tving_assets.indexing import VideoIndexResult
+
+    videos: list[str] = []
+    skipped: list[VideoIndexResult] = []
+    for raw in paths:
+        reason = _not_a_video(Path(raw).expanduser())
+        if reason is None:
+            videos.append(raw)
+        else:
+            skipped.append(VideoIndexResult(raw, None, error=reason, skipped=True))
+    return videos, skipped
+
+
+def _not_a_video(path: Path) -> str | None:
+    from tving_resources.ids import VIDEO_EXTENSIONS
+    from tving_resources.media.video import why_not_a_video
+
+    if not path.is_file():
+        return None
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        extension = f"extension {path.suffix}" if path.suffix else "no extension"
+        known = ", ".join(sorted(VIDEO_EXTENSIONS))
+        return f"not a video ({extension}; videos end in {known}: rename the file if it is one)"
+    reason = why_not_a_video(path)
+    return None if reason is None else f"not a video file ({reason})"
 
 
 def _index_stale(paths: tuple[str, ...], as_json: bool, progress: bool, refresh: bool, dry_run: bool) -> None:
@@ -135,7 +171,9 @@ def run_index(paths, progress: bool = True, refresh: bool = True):
 
 
 def print_index_report(results) -> None:
+    """One line per result: ok, FAILED (at which stage, and why), or skipped (not a video)."""
     ok = [r for r in results if r.ok]
+    tried = [r for r in results if not r.skipped]
     for r in results:
         name = Path(r.path).name
         if r.ok:
@@ -144,7 +182,13 @@ def print_index_report(results) -> None:
                 f"  ok      {name:<32} {r.scenes:>3} scenes  {r.duration:7.1f} s of video  "
                 f"in {total:5.1f} s  ({r.video_id})"
             )
+        elif r.skipped:
+            click.secho(f"  skipped {r.path}: {r.error}", fg="yellow")
         else:
-            where = f" at {r.failed_stage}" if r.failed_stage else ""
-            click.secho(f"  FAILED  {name:<32} {where}: {r.error}", fg="red")
-    click.echo(f"{len(ok)} of {len(results)} videos indexed.")
+            shown = name if r.video_id else r.path  # never catalogued: the path as given
+            where = f"  at {r.failed_stage}" if r.failed_stage else ""
+            click.secho(f"  FAILED  {shown}{where}: {failure_cause(r.error, r.path, r.failed_stage)}", fg="red")
+    skipped = len(results) - len(tried)
+    if tried:  # else the command says that nothing was left to index
+        also = f"; {skipped} skipped (not videos)" if skipped else ""
+        click.echo(f"{len(ok)} of {len(tried)} videos indexed{also}.")

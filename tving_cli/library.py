@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from tving_resources.errors import TvingError
 
-from .output import echo_json, fail, fmt_bytes, fmt_time
+from .output import echo_json, fail, failure_cause, fmt_bytes, fmt_time
 
 
 @click.command()
@@ -34,9 +35,14 @@ def remove(videos: tuple[str, ...], missing: bool, force: bool, as_json: bool) -
         echo_json([r.__dict__ for r in reports])
         return
     for r in reports:
-        click.echo(f"  {'removed' if r.removed else 'kept   '}  {r.video_id}: {r.reason}")
+        if r.removed:
+            click.echo(f"  removed  {r.video_id}: {r.reason}")
+        else:
+            click.secho(f"  kept     {r.video_id}: {r.reason}; use --force to remove it anyway", fg="yellow")
     if not reports:
         click.echo("nothing to remove")
+    if not all(r.removed for r in reports):
+        sys.exit(1)  # a video named was kept
 
 
 # -------------------------------------------------------------------------- status
@@ -102,7 +108,7 @@ def status(as_json: bool) -> None:
     if failures:
         click.secho(f"failed videos ({len(failures)}; tried again when their file changes):", bold=True, fg="red")
         for e in failures:
-            click.echo(f"  {e.path}\n    at {e.failed_stage}: {e.error}")
+            click.echo(f"  {e.path}\n    at {e.failed_stage}: {failure_cause(e.error, e.path, e.failed_stage)}")
 
 
 # -------------------------------------------------------------------------- tables

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -30,3 +31,21 @@ def echo_json(payload: object) -> None:
 def fail(message: str, code: int = 2) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(code)
+
+
+def failure_cause(error: str | None, path: str, stage: str | None = None) -> str:
+    """A failure's message on one line, without the file's path or name and the stage, which the
+    line shows already ("bikes.mp4: scenes failed: ..." is shown "...")."""
+    from tving_resources.index.lifecycle import display_name
+
+    name = Path(path).name
+    prefixes = [f"{p}: " for p in dict.fromkeys((path, name, display_name(name)))]
+    if stage:
+        prefixes.append(f"{stage} failed: ")
+    cause = " ".join((error or "unknown error").split())
+    shorter = None
+    while shorter != cause:
+        shorter = cause
+        for prefix in prefixes:
+            cause = cause.removeprefix(prefix)
+    return cause or "unknown error"

@@ -115,7 +115,7 @@ def _print_response(response) -> None:
         header += f' (translated: "{response.query_used}")'
     click.secho(header, bold=True)
     if not response.results:
-        click.echo("  no good match (nothing scored above the minimum score)")
+        click.echo("  no good match (nothing scored above the minimum score; --min-score 0 shows every match)")
     for r in response.results:
         click.echo(
             f"{r.rank:>2}. {r.video_name}  scene {r.scene_index} [{fmt_time(r.start)}-{fmt_time(r.end)}]"

@@ -97,7 +97,14 @@ def serve(
         ),
     )
     scheme = "https" if tls_cert else "http"
+    from tving_resources.config import resolve_paths
+
     click.echo(f"tving serve: {scheme}://{host}:{port}/  (models load in the background; see /ready)")
+    click.echo(f"  uploads go to the watched folder {resolve_paths().videos_dir}/uploads")
+    if dagster_url:
+        click.echo(f"  indexing progress from Dagster at {dagster_url}")
+    else:
+        click.echo("  no Dagster URL (--dagster-url or TVING_DAGSTER_URL): the library page cannot show indexing runs")
     server.run(options)
 
 
@@ -123,6 +130,8 @@ def ui(port: int, host: str) -> None:
         "dagster dev": [str(bin_dir / "dagster"), "dev", "-m", "tving_assets.definitions", "-h", host, "-p", str(port)],
     }
     click.echo(f"Dagster UI on http://{host}:{port}/ (instance {env['DAGSTER_HOME']}); Ctrl-C stops it")
+    click.echo(f"  watching {paths.videos_dir}: new and changed videos there are indexed by the sensor")
+    click.echo(f"  for indexing progress on the web pages: tving serve --dagster-url http://{host}:{port}")
     # each in its own process group, so that stopping one stops what it started (dagster dev's
     # webserver, daemon and code servers) and nothing is left behind
     started = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}

@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from query_app.describe import VideoDescriber
 from query_app.search import SceneSearch, SearchBatcher
+from query_app.web import i18n
 from query_app.web.dagster_status import DagsterStatusClient
 from query_app.web.guard import AccessPolicy, GuardMiddleware
 from query_app.web.routes import describe, editing, library, people, search, service
@@ -55,7 +56,8 @@ def create_app(
     runtime = runtime or ModelRuntime()
     dagster_url = dagster_url or dagster_url_from_env()
     engine = SceneSearch(runtime=runtime, paths=paths)
-    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"), context_processors=[i18n.context_processor])
+    templates.env.filters["clock"] = i18n.clock
     templates.env.globals["logged_in_pages"] = bool(policy.token)  # a logout button on every page
     state = AppState(
         paths=paths,

@@ -1,4 +1,4 @@
-"""Indexing status from a Dagster webserver's GraphQL API, over HTTP.
+"""Indexing runs and daemon health from a Dagster webserver's GraphQL API, over HTTP.
 
 The query app never imports Dagster (it must run where Dagster is not installed); asking the
 webserver is also the only reader that sees runs from every process, queue and daemon.
@@ -6,6 +6,7 @@ webserver is also the only reader that sees runs from every process, queue and d
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,8 +18,43 @@ query IndexRuns($limit: Int!) {
     ... on Runs { results { runId status startTime endTime tags { key value } } }
     ... on PythonError { message }
   }
+  instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } }
 }
 """
+# the steps of the runs still going: how far each is (stage k of n)
+_STEPS_QUERY = """
+query RunSteps($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) {
+    ... on Runs { results { runId executionPlan { steps { key } } stepStats { stepKey status } } }
+  }
+}
+"""
+ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+# the daemons that make a dropped file indexed: the sensor asks, the queue launches
+NEEDED_DAEMONS = ("SENSOR", "QUEUED_RUN_COORDINATOR")
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """The latest ``index_video`` run of one video."""
+
+    video_id: str
+    name: str
+    status: str  # Dagster's: QUEUED, STARTING, STARTED, SUCCESS, FAILURE, CANCELED, ...
+    started: float | None
+    ended: float | None
+    run_url: str
+    stage: int | None = None  # with ``stages``: the step running now, counted from 1
+    stages: int | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class DagsterView:
+    reachable: bool
+    error: str | None
+    runs: dict[str, IndexRun] = field(default_factory=dict)  # by video id
+    daemon_running: bool | None = None  # None: not known
 
 
 class DagsterStatusClient:
@@ -26,34 +62,75 @@ class DagsterStatusClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def index_runs(self, limit: int = 200) -> dict[str, Any]:
-        """The latest ``index_video`` run of each video, newest first, and counts by status."""
+    def _ask(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.base_url}/graphql", json={"query": query, "variables": variables}, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def view(self, limit: int = 200) -> DagsterView:
+        """The latest ``index_video`` run of each video (with its stage while it runs), and
+        whether the daemons that index new files are running."""
         try:
-            response = httpx.post(
-                f"{self.base_url}/graphql",
-                json={"query": _RUNS_QUERY, "variables": {"limit": limit}},
-                timeout=self.timeout,
-            )
-            response.raise_for_status()
-            data = response.json()["data"]["runsOrError"]
+            data = self._ask(_RUNS_QUERY, {"limit": limit})
+            runs_or_error = data["runsOrError"]
         except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
-            return {"reachable": False, "error": f"cannot read runs from {self.base_url}: {exc}", "videos": []}
-        if data.get("__typename") != "Runs":
-            return {"reachable": True, "error": data.get("message", "unexpected answer"), "videos": []}
-        latest: dict[str, dict[str, Any]] = {}
-        for run in data["results"]:  # newest first
+            return DagsterView(False, f"cannot read runs from {self.base_url}: {exc}")
+        if runs_or_error.get("__typename") != "Runs":
+            return DagsterView(True, runs_or_error.get("message", "unexpected answer"))
+        latest: dict[str, IndexRun] = {}
+        run_ids: dict[str, str] = {}
+        for run in runs_or_error["results"]:  # newest first
             tags = {t["key"]: t["value"] for t in run["tags"]}
             partition = tags.get("dagster/partition")
             if partition and partition not in latest:
-                latest[partition] = {
-                    "video_id": partition,
-                    "name": tags.get("tving/video", partition),
-                    "status": run["status"],
-                    "started": run["startTime"],
-                    "ended": run["endTime"],
-                    "run_url": f"{self.base_url}/runs/{run['runId']}",
-                }
+                latest[partition] = IndexRun(
+                    video_id=partition,
+                    name=tags.get("tving/video", partition),
+                    status=run["status"],
+                    started=run["startTime"],
+                    ended=run["endTime"],
+                    run_url=f"{self.base_url}/runs/{run['runId']}",
+                )
+                run_ids[run["runId"]] = partition
+        statuses = ((data.get("instance") or {}).get("daemonHealth") or {}).get("allDaemonStatuses") or []
+        healthy = {d["daemonType"]: d.get("healthy") for d in statuses}
+        running = all(healthy.get(name) for name in NEEDED_DAEMONS) if statuses else None
+        active = [run_id for run_id, video in run_ids.items() if latest[video].status in ACTIVE]
+        if active:
+            latest.update(self._stages(active, run_ids, latest))
+        return DagsterView(True, None, latest, running)
+
+    def _stages(self, run_ids: list[str], videos: dict[str, str], latest: dict[str, IndexRun]) -> dict[str, IndexRun]:
+        try:
+            found = self._ask(_STEPS_QUERY, {"ids": run_ids})["runsOrError"].get("results") or []
+        except (httpx.HTTPError, KeyError, TypeError, ValueError, AttributeError):
+            return {}  # the runs are still shown, without their stage
+        staged = {}
+        for run in found:
+            video = videos.get(run["runId"])
+            steps = [s["key"] for s in ((run.get("executionPlan") or {}).get("steps") or [])]
+            stats = {s["stepKey"]: s["status"] for s in run.get("stepStats") or []}
+            if video is None or not steps:
+                continue
+            done = sum(1 for key in steps if stats.get(key) in ("SUCCESS", "SKIPPED"))
+            current = next((key for key in steps if stats.get(key) == "IN_PROGRESS"), None)
+            base = latest[video]
+            staged[video] = IndexRun(**{**base.__dict__, "stage": min(done + 1, len(steps)), "stages": len(steps),
+                                        "step": current})  # fmt: skip
+        return staged
+
+    def index_runs(self, limit: int = 200) -> dict[str, Any]:
+        """The JSON of ``/status``'s Dagster part: the latest run of each video, counts by status."""
+        view = self.view(limit)
         counts: dict[str, int] = {}
-        for item in latest.values():
-            counts[item["status"]] = counts.get(item["status"], 0) + 1
-        return {"reachable": True, "error": None, "counts": counts, "videos": list(latest.values())}
+        for run in view.runs.values():
+            counts[run.status] = counts.get(run.status, 0) + 1
+        return {
+            "reachable": view.reachable,
+            "error": view.error,
+            "daemon_running": view.daemon_running,
+            "counts": counts,
+            "videos": [run.__dict__ for run in view.runs.values()],
+        }

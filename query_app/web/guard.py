@@ -42,7 +42,7 @@ log = logging.getLogger("tving.guard")
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = ("/health", "/ready", "/login", "/static/")  # reachable without the token
+OPEN_PATHS = ("/health", "/ready", "/login", "/static/", "/language", "/favicon.ico")  # reachable without the token
 _BAD_PATH_PARTS = ("\x00", "%00", "%2f", "%5c", "\\")
 
 

@@ -5,6 +5,7 @@ paths, a page of videos, a search, a description)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,8 @@ from query_app.search import QueryError, SceneSearch, SearchBatcher
 from query_app.web.dagster_status import DagsterStatusClient
 from query_app.web.files import IndexedFile, VerifiedFiles
 from query_app.web.guard import AccessPolicy
+from query_app.web.i18n import N_
+from query_app.web.progress import video_progress
 from query_app.web.sessions import LoginThrottle, SessionStore
 from tving_resources.config import Paths
 from tving_resources.errors import ModelError, StoreError, TvingError, VideoError, VideoNotRegisteredError
@@ -88,11 +91,11 @@ class AppState:
 
     def readiness(self) -> tuple[bool, str]:
         if self.models == "error":
-            return False, self.error or "the query models failed to load"
+            return False, self.error or N_("the query models failed to load")
         if self.models != "loaded":
-            return False, "models are loading; retry in a few seconds"
+            return False, N_("models are loading; retry in a few seconds")
         if not self.table_ready():
-            return False, "no scene table yet: index some videos (tving index PATH, or the watched folder)"
+            return False, N_("no scene table yet: index some videos (tving index PATH, or the watched folder)")
         return True, "ready"
 
     def require_ready(self) -> None:
@@ -121,7 +124,7 @@ class AppState:
     # ------------------------------------------------------------ videos
     def known_video(self, video_id: str) -> dict[str, Any]:
         if not is_video_id(video_id):
-            raise HTTPException(status_code=422, detail="invalid video id")
+            raise HTTPException(status_code=422, detail=N_("invalid video id"))
         try:
             summary = self.search.store.video_summary(video_id)
         except StoreError as exc:
@@ -142,6 +145,22 @@ class AppState:
         page = summaries[:limit]
         return page, (page[-1].video_id if len(summaries) > limit else None)
 
+    def video_count(self) -> int:
+        try:
+            return len(self.search.store.videos()) if self.table_ready() else 0
+        except StoreError:
+            return 0
+
+    def indexed_times(self, video_ids: list[str]) -> dict[str, float]:
+        """When each video was last indexed (from the catalog)."""
+        from tving_resources.catalog.video_catalog import VideoCatalog
+
+        if not self.paths.catalog_exists():
+            return {}
+        catalog = VideoCatalog(self.paths.catalog_url)
+        found = {video_id: catalog.find(video_id) for video_id in video_ids}
+        return {video_id: e.updated_at for video_id, e in found.items() if e is not None and e.updated_at}
+
     def video_scenes(self, video_id: str) -> dict[str, Any]:
         self.require_ready()
         summary = self.known_video(video_id)
@@ -158,7 +177,7 @@ class AppState:
         paths = self.paths
         entry = VideoCatalog(paths.catalog_url).find(video_id) if paths.catalog_exists() else None
         if entry is None or not entry.indexed_version or not entry.fingerprint:
-            raise HTTPException(status_code=404, detail="the video is not indexed (any more)")
+            raise HTTPException(status_code=404, detail=N_("the video is not indexed (any more)"))
         size, mtime_ns = (int(part) for part in entry.indexed_version.split("-"))
         return IndexedFile(entry.path, size, mtime_ns, entry.fingerprint)
 
@@ -172,6 +191,27 @@ class AppState:
             for e in found[:limit]
         ]
         return self.public(items)
+
+    def indexing_progress(self) -> dict[str, Any]:
+        """``/status``: the watched folder's videos not searchable yet (or just indexed), and
+        what Dagster says (when its webserver is known)."""
+        from tving_resources.catalog.folder_watch import scan_video_folder
+        from tving_resources.catalog.video_catalog import VideoCatalog
+
+        folder = self.paths.videos_dir
+        listing = scan_video_folder(folder)
+        entries = VideoCatalog(self.paths.catalog_url).entries_under(folder) if self.paths.catalog_exists() else []
+        view = self.dagster.view() if self.dagster is not None else None
+        videos = video_progress(listing, entries, view)
+        return {
+            "configured": self.dagster is not None,
+            "dagster_url": self.dagster.base_url if self.dagster is not None else None,
+            "reachable": view.reachable if view is not None else None,
+            "error": view.error if view is not None else None,
+            "daemon_running": view.daemon_running if view is not None else None,
+            "watched_folder": str(folder) if self.policy.show_paths else folder.name,
+            "videos": [dataclasses.asdict(v) for v in videos],
+        }
 
     def scene_tables(self) -> list[dict[str, Any]]:
         from tving_resources.store.maintenance import inspect_tables
@@ -234,7 +274,7 @@ class AppState:
         except StoreError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         except TimeoutError as exc:
-            raise HTTPException(status_code=504, detail="the search took too long; retry") from exc
+            raise HTTPException(status_code=504, detail=N_("the search took too long; retry")) from exc
         return self.with_urls(response.to_dict())
 
     async def run_similar(self, image: Any, scene: str | None, k: int, min_score: float | None) -> dict[str, Any]:
@@ -296,10 +336,12 @@ class AppState:
             )
         if self.describe_models == "loading":
             raise HTTPException(
-                status_code=503, detail="describe models are loading; retry shortly", headers={"Retry-After": "10"}
+                status_code=503, detail=N_("describe models are loading; retry shortly"), headers={"Retry-After": "10"}
             )
         if not self.describe_slots.acquire(blocking=False):
-            raise HTTPException(status_code=429, detail="describe is busy; retry shortly", headers={"Retry-After": "5"})
+            raise HTTPException(
+                status_code=429, detail=N_("describe is busy; retry shortly"), headers={"Retry-After": "5"}
+            )
         try:
             result = await run_in_threadpool(self.describer.describe, video, start, end, language, frames)
         except (DescribeError, VideoError) as exc:

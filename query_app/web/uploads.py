@@ -19,6 +19,7 @@ from pathlib import Path
 from fastapi import HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from query_app.web.i18n import N_
 from tving_resources.errors import VideoError, VideoOverLimitError
 from tving_resources.ids import VIDEO_EXTENSIONS
 
@@ -33,7 +34,7 @@ def decode_slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
     if not slots.acquire(blocking=False):
         raise HTTPException(
             status_code=429,
-            detail="too many uploads being checked at once; retry shortly",
+            detail=N_("too many uploads being checked at once; retry shortly"),
             headers={"Retry-After": "2"},
         )
     try:
@@ -57,7 +58,7 @@ async def read_image(file: UploadFile, slots: threading.BoundedSemaphore):
             status_code=413, detail=f"image larger than {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
         ) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise HTTPException(status_code=415, detail="not a readable image (JPEG, PNG or WebP)") from exc
+        raise HTTPException(status_code=415, detail=N_("not a readable image (JPEG, PNG or WebP)")) from exc
     if image.width * image.height > MAX_IMAGE_PIXELS:
         raise HTTPException(
             status_code=413,
@@ -69,7 +70,7 @@ async def read_image(file: UploadFile, slots: threading.BoundedSemaphore):
             image.load()
             return image.convert("RGB")
         except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-            raise HTTPException(status_code=415, detail="not a readable image (JPEG, PNG or WebP)") from exc
+            raise HTTPException(status_code=415, detail=N_("not a readable image (JPEG, PNG or WebP)")) from exc
 
     with decode_slot(slots):
         return await run_in_threadpool(decode)
@@ -91,7 +92,7 @@ def link_to_free_name(source: Path, folder: Path) -> Path:
             return candidate
         except FileExistsError:
             candidate = folder / f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
-    raise HTTPException(status_code=409, detail="could not find a free file name; rename the file")
+    raise HTTPException(status_code=409, detail=N_("could not find a free file name; rename the file"))
 
 
 def safe_file_name(name: str) -> str:

@@ -16,7 +16,7 @@ from tving_assets.instance import ensure_pool_limits
 from tving_assets.jobs import index_video_job, refresh_search_indexes_job, remove_video_job, remove_video_run_config
 from tving_assets.resources import TvingSettings
 from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
-from tving_resources.config import sensor_interval_seconds
+from tving_resources.config import resolve_paths, sensor_interval_seconds
 from tving_resources.index.lifecycle import display_name
 
 
@@ -24,6 +24,9 @@ from tving_resources.index.lifecycle import display_name
     jobs=[index_video_job, remove_video_job, refresh_search_indexes_job],
     minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
+    # the folder as the code location resolves it when it loads (TVING_HOME / TVING_VIDEOS_DIR)
+    description=f"Watches {resolve_paths().videos_dir} (and its subfolders) and indexes each new or changed "
+    "video file there; removes a video's scenes once its file has been gone for a few ticks.",
 )
 def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSettings) -> dg.SensorResult:
     if context.instance_ref is not None:  # (a context made without an instance: tests, previews)

@@ -155,7 +155,9 @@ def remove_video(
     with video_lock(locks_dir, video_id, lock_timeout):
         entry = catalog.find(video_id)
         if entry is not None and only_if_missing and Path(entry.path).exists():
-            return RemovalReport(video_id, False, f"{entry.path} is there again: kept")
+            return RemovalReport(
+                video_id, False, f"{entry.path} still exists (a file in the watched folder would be indexed again)"
+            )
         tables = delete_video_everywhere(lancedb_uri, video_id)
         for store in stores:
             store.remove_video(video_id)

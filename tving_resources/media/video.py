@@ -178,6 +178,63 @@ def probe_video(
     )
 
 
+# How the containers of VIDEO_EXTENSIONS begin: (offset, bytes). A file that begins so is taken for
+# a video even when FFmpeg cannot open it (cut short, damaged): indexing then says what is wrong.
+_CONTAINER_SIGNATURES = (
+    *((4, atom) for atom in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")),  # MP4, MOV, 3GP
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
+    (8, b"AVI "),  # AVI (RIFF....AVI )
+    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
+    (0, b"\x00\x00\x01\xb3"),  # MPEG video elementary stream
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"),  # ASF (WMV)
+    (0, b"FLV"),
+)
+_TS_PACKET = 188  # MPEG transport stream: a 0x47 sync byte every 188 bytes
+
+
+def why_not_a_video(path: str | Path) -> str | None:
+    """Why the regular file at ``path`` is not a video ("it holds text", "no video stream, only
+    audio"...), or None when it may be one. It reads the headers and decodes nothing (a few
+    milliseconds): for screening files before they are catalogued.
+
+    An empty file (maybe still being copied) and one that begins like a video container but does
+    not open (cut short, damaged) may be videos: indexing says what is wrong with them.
+    """
+    import av
+
+    file = Path(path)
+    try:
+        with file.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None  # unreadable: indexing says why
+    if not head:
+        return None
+    try:
+        with av.open(str(file)) as container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams})
+                return f"no video stream, only {' and '.join(kinds)}" if kinds else "no stream at all"
+            if container.format.name.endswith("_pipe"):  # FFmpeg's single-picture formats
+                return f"a {container.format.name.removesuffix('_pipe')} picture"
+    except av.error.FFmpegError:
+        if _begins_like_a_video(head):
+            return None
+        return "it holds text" if _is_text(head) else "no video format found in its content"
+    return None
+
+
+def _begins_like_a_video(head: bytes) -> bool:
+    if any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES):
+        return True
+    return len(head) > _TS_PACKET and head[0] == head[_TS_PACKET] == 0x47
+
+
+def _is_text(head: bytes) -> bool:
+    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")  # a character cut at the end
+    return bool(text) and "\ufffd" not in text and all(c.isprintable() or c in "\t\r\n\f" for c in text)
+
+
 def regular_file_stat(file: Path) -> os.stat_result:
     """``file``'s stat (through a symbolic link), if it is a regular file.
 

@@ -55,4 +55,6 @@ async def describe_upload(
 def describe_page(request: Request, state: State) -> HTMLResponse:
     page, _ = state.video_page(MAX_PAGE, None)
     listed = [{**v.__dict__, "stream_url": f"/videos/{v.video_id}/stream"} for v in page]
-    return state.templates.TemplateResponse(request, "describe.html", {"page": "describe", "videos": listed})
+    context = {"page": "describe", "videos": listed, "describe_languages": state.describer.languages,
+               "profile": state.runtime.profile.name}  # fmt: skip
+    return state.templates.TemplateResponse(request, "describe.html", context)

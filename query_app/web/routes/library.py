@@ -85,7 +85,7 @@ async def upload(state: State, file: Annotated[UploadFile, File(description="a v
     return {
         "saved_as": target.name if not state.policy.show_paths else str(target),
         "video_id": video_id_for(target),
-        "status": "saved in the watched folder; the Dagster sensor will index it",
+        "status": "saved in the watched folder; the Dagster sensor will index it (see /status)",
     }
 
 
@@ -103,9 +103,9 @@ def tables(state: State) -> list[dict[str, Any]]:
 
 @router.get("/status", tags=["library"])
 async def indexing_status(state: State) -> dict[str, Any]:
-    if state.dagster is None:
-        return {"configured": False, "hint": "set TVING_DAGSTER_URL to the Dagster webserver's URL"}
-    return {"configured": True, **await run_in_threadpool(state.dagster.index_runs)}
+    """Where each video of the watched folder is on its way to being searchable (waiting for the
+    sensor, queued, stage k of n, indexed, failed), and whether the Dagster daemon runs."""
+    return state.public(await run_in_threadpool(state.indexing_progress))
 
 
 @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
@@ -118,6 +118,7 @@ def library_page(request: Request, state: State, limit: Limit = 20, cursor: Curs
         except HTTPException:
             continue
     # scenes shown elsewhere too (duplicate footage): marked on their thumbnails
+    indexed_at = state.indexed_times([v["video_id"] for v in items])
     scene_ids = [scene["scene_id"] for v in items for scene in v["scenes"]]
     copies = state.search.duplicates.copies(state.search.duplicates.groups_of(scene_ids))
     for v in items:
@@ -127,14 +128,17 @@ def library_page(request: Request, state: State, limit: Limit = 20, cursor: Curs
                 for c in copies.get(scene["scene_id"], ())
             ]
         v["copied_scenes"] = sum(1 for scene in v["scenes"] if scene["copies"])
+        v["indexed_at"] = indexed_at.get(v["video_id"])
+    folder = state.paths.videos_dir
     context = {
         "page": "library",
         "videos": items,
+        "video_count": state.video_count(),
+        "watched_folder": str(folder) if state.policy.show_paths else folder.name,
         "next_cursor": next_cursor,
         "limit": limit,
         "failures": state.failures(50),
         "tables": state.scene_tables(),
-        "dagster": state.dagster is not None,
         "max_upload_mb": state.max_upload_bytes // 2**20,
         "extensions": sorted(VIDEO_EXTENSIONS),
     }

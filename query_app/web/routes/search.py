@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, create_model
 
 from query_app.search import MAX_K, MAX_QUERY_CHARS, SearchResponse, SearchResult
-from query_app.web.state import MAX_FILTER_IDS, MAX_SECONDS, AppState, app_state
+from query_app.web.i18n import N_, PageLanguage, request_language
+from query_app.web.state import MAX_FILTER_IDS, MAX_PAGE, MAX_SECONDS, AppState, app_state
 from query_app.web.uploads import read_image
 from tving_resources.catalog.people import MAX_NAME
 
@@ -60,7 +61,7 @@ async def search(
     person's scenes in video and time order). (Returned as a plain JSON response: FastAPI's
     generic encoder costs more CPU per query than the rest of the request handling.)"""
     if not (q or "").strip() and not person:
-        raise HTTPException(status_code=422, detail="give q (a query), person, or both")
+        raise HTTPException(status_code=422, detail=N_("give q (a query), person, or both"))
     return JSONResponse(
         await state.run_search((q or "").strip(), k, video, start, end, per_video, min_score, person, fold)
     )
@@ -100,6 +101,44 @@ async def search_similar(
     return await state.run_similar(None, scene, k, min_score)
 
 
+# What the "why this result" toggle calls each signal and moment source.
+SIGNAL_NAMES = {
+    "caption": N_("scene description"),
+    "transcript": N_("speech"),
+    "text": N_("on-screen text"),
+    "image": N_("picture"),
+    "speech": N_("speech"),
+    "picture": N_("picture"),
+    "scene": N_("scene"),
+}
+MORE_STEP = 5
+
+
+def parse_clock(text: str) -> float | None:
+    """A time typed in a filter: ``m:ss``, ``h:mm:ss`` or seconds (None: empty)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        seconds = 0.0
+        for part in text.split(":")[:3]:
+            seconds = seconds * 60 + float(part)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=N_("a time is minutes:seconds or seconds, e.g. 1:30")) from exc
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise HTTPException(status_code=422, detail=N_("a time is minutes:seconds or seconds, e.g. 1:30"))
+    return seconds
+
+
+def _page_context(state: AppState, language: PageLanguage, **values: Any) -> dict[str, Any]:
+    """The search page's template values: an empty page, then ``values``."""
+    return {
+        "q": "", "results": None, "error": None, "page": "search", "person": "", "videos": [], "k": 5,
+        "min_score": None, "filters_on": 0, "all_videos": state.video_page(MAX_PAGE, None)[0],
+        "signal_names": {key: language.gettext(name) for key, name in SIGNAL_NAMES.items()}, **values,
+    }  # fmt: skip
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def search_page(
     request: Request,
@@ -109,15 +148,26 @@ async def search_page(
     similar: str = "",
     person: str = "",
     video: Annotated[list[str] | None, Query()] = None,
+    start: str = "",
+    end: str = "",
+    per_video: str = "",
     min_score: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False)] = None,
 ) -> HTMLResponse:
-    """The search page; its state (query, k, person, videos, minimum score) is all in its URL, to share."""
+    """The search page; its state (query, filters, number of results, person, minimum score) is
+    all in its address, to share and reload."""
+    language = request_language(request)
     person = person.strip()[:MAX_NAME]
     videos = [v for v in (video or [])[:MAX_FILTER_IDS] if v]
     k = max(1, min(k, MAX_K))
-    context: dict[str, Any] = {"q": q[:MAX_QUERY_CHARS], "results": None, "error": None, "page": "search",
-                               "person": person, "videos": videos, "k": k}  # fmt: skip
+    per_video_n = int(per_video) if per_video.strip().isdigit() and 1 <= int(per_video) <= MAX_K else None
+    context = _page_context(
+        state, language, q=q[:MAX_QUERY_CHARS], person=person, videos=videos, k=k, start_text=start[:20],
+        end_text=end[:20], per_video=per_video_n, min_score=min_score,
+        filters_on=len(videos) + bool(start.strip()) + bool(end.strip()) + bool(per_video_n),
+        clear_filters_url=str(request.url.remove_query_params(["video", "start", "end", "per_video", "k"])),
+    )  # fmt: skip
     try:
+        span = parse_clock(start[:20]), parse_clock(end[:20])
         if similar:
             context.update(await state.run_similar(None, similar[:100], k, None))
         elif q.strip() or person:
@@ -125,28 +175,26 @@ async def search_page(
                 context["person_label"] = await state.person_label(person)
             if person and not q.strip():
                 k = MAX_K  # a person's scenes: all of them, up to the page's limit
-            found = await state.run_search(q[:MAX_QUERY_CHARS].strip(), k, videos, None, None, None, min_score, person)
+            found = await state.run_search(
+                q[:MAX_QUERY_CHARS].strip(), k, videos, span[0], span[1], per_video_n, min_score, person
+            )
             context.update(found)
-            if q.strip() and min_score is None and len(found["results"]) < k:  # the default threshold hid some
+            shown = len(found["results"])
+            if q.strip() and min_score is None and shown < k:  # the default threshold hid some
                 context["show_weaker_url"] = str(request.url.include_query_params(min_score=0))
+            if q.strip() and shown == k and k < MAX_K:
+                context["more_url"] = str(request.url.include_query_params(k=min(k + MORE_STEP, MAX_K)))
     except HTTPException as exc:
-        context["error"] = exc.detail
+        context["error"] = language.error(exc.detail)
     return state.templates.TemplateResponse(request, "search.html", context)
 
 
 @router.post("/", response_class=HTMLResponse, include_in_schema=False)
 async def image_search_page(request: Request, state: State, image: Annotated[UploadFile, File()]) -> HTMLResponse:
-    context: dict[str, Any] = {
-        "q": "",
-        "results": None,
-        "error": None,
-        "page": "search",
-        "person": "",
-        "videos": [],
-        "k": 5,
-    }
+    language = request_language(request)
+    context = _page_context(state, language)
     try:
         context.update(await state.run_similar(await read_image(image, state.decode_slots), None, 5, None))
     except HTTPException as exc:
-        context["error"] = exc.detail
+        context["error"] = language.error(exc.detail)
     return state.templates.TemplateResponse(request, "search.html", context)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hmac
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from query_app.web import i18n
 from query_app.web.guard import client_address, cookie_value
+from query_app.web.i18n import N_, request_language
 from query_app.web.sessions import SESSION_COOKIE
 from query_app.web.state import AppState, app_state
 
 router = APIRouter()
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 State = Annotated[AppState, Depends(app_state)]
 
 
@@ -38,6 +42,21 @@ def ready(state: State) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503, headers={} if ok else {"Retry-After": "5"})
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """Browsers ask for it whatever the page says; the pages name the SVG one."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+
+@router.get("/language", include_in_schema=False)
+def switch_language(to: str = "", next: str = "/") -> RedirectResponse:
+    """The language switch: remembered in a cookie for a year, then back to the page."""
+    response = RedirectResponse(i18n.safe_next(next), status_code=303)
+    if to in i18n.LANGUAGES:
+        response.set_cookie(i18n.LANG_COOKIE, to, max_age=i18n.LANG_COOKIE_MAX_AGE, samesite="lax")
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 def login_page(request: Request, state: State) -> HTMLResponse:
     return state.templates.TemplateResponse(request, "login.html", {"page": "login", "error": None})
@@ -49,12 +68,14 @@ def login(request: Request, state: State, token: Annotated[str, Form(max_length=
     address = client_address(request.scope)
     wait = throttle.wait_seconds(address)
     if wait > 0:
-        context = {"page": "login", "error": f"too many wrong tokens from your address: wait {math.ceil(wait)} s"}
+        message = N_("too many wrong tokens from your address: wait %(seconds)s s")
+        context = {"page": "login", "error": request_language(request).gettext(message, seconds=math.ceil(wait))}
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         return state.templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
     if not policy.token or not hmac.compare_digest(token.encode(), policy.token.encode()):
         throttle.failed(address)
-        context = {"page": "login", "error": "wrong token" if policy.token else "this server has no token"}
+        message = N_("wrong token") if policy.token else N_("this server has no token")
+        context = {"page": "login", "error": request_language(request).gettext(message)}
         return state.templates.TemplateResponse(request, "login.html", context, status_code=401)
     throttle.succeeded(address)
     response = RedirectResponse("/", status_code=303)
