@@ -10,10 +10,16 @@ export HF_HUB_OFFLINE=1
 .venv/bin/lint-imports --no-cache
 # tests/test_eval.py measures search quality on the project's labelled set; its figures are printed last
 export TVING_EVAL_SUMMARY="${TVING_EVAL_SUMMARY:-$(mktemp -t tving-eval-XXXXXX.txt)}"
+# the browser tests' screenshots (the Korean search and library pages among them) are kept here
+export TVING_TEST_ARTIFACTS="${TVING_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [ -s "$TVING_EVAL_SUMMARY" ]; then
   echo "==> search quality (tving eval --build, test half):"
   cat "$TVING_EVAL_SUMMARY"
+fi
+if [ -d "$TVING_TEST_ARTIFACTS" ]; then
+  echo "==> screenshots of the browser tests: $TVING_TEST_ARTIFACTS"
+  ls "$TVING_TEST_ARTIFACTS"
 fi
 exit $status

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,8 +49,9 @@ def logged_in(browser, base: str, locale: str = "en-US", **options):
     return page
 
 
-def serve(home: Path, *extra: str, env: dict | None = None):
-    """`tving serve` on a free loopback port, with the test token, until it is ready; its URL."""
+def serve(home: Path, *extra: str, env: dict | None = None, empty: bool = False):
+    """`tving serve` on a free loopback port, with the test token, until it is ready (``empty``:
+    until its models are loaded, on a home with nothing indexed yet); its URL."""
     port = free_port()
     env = {**os.environ, **(env or {}), "TVING_HOME": str(home), "TVING_API_TOKEN": TOKEN}
     process = subprocess.Popen(
@@ -67,6 +69,9 @@ def serve(home: Path, *extra: str, env: dict | None = None):
                 with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:
                     if json.load(response)["status"] == "ready":
                         break
+            except urllib.error.HTTPError as exc:
+                if empty and json.load(exc)["detail"].startswith("no scene table yet"):
+                    break
             except OSError:
                 pass
             assert time.time() < deadline, "server not ready"

@@ -131,6 +131,15 @@ def test_remove_of_a_file_still_there_names_force(failed_index):
     assert catalogued(home) == {}
 
 
+def test_remove_of_a_mistyped_name_gets_the_catalogued_one(failed_index, tmp_path):
+    home, truncated = tmp_path / "home", failed_index["truncated"]
+    tving(home, "index", "--no-progress", str(truncated))  # catalogued (as failed)
+    out = tving(home, "remove", str(truncated.with_name("truncaetd.mp4")))
+    assert out.exit_code != 0
+    assert f"not in the catalog; did you mean {truncated}?" in out.output, out.output
+    assert "did you mean" not in tving(home, "remove", str(truncated.with_name("zzzz.mp4"))).output
+
+
 def test_failure_cause_drops_what_the_line_shows_and_keeps_one_line():
     error = "/v/bikes.mp4: scenes failed: /v/bikes.mp4: no decodable frame\n  at 3.0 s"
     assert failure_cause(error, "/v/bikes.mp4", "scenes") == "no decodable frame at 3.0 s"

@@ -48,7 +48,7 @@ def test_more_like_this_puts_the_same_subject_first(library_search, indexed_libr
 
 def test_api_page_and_cli_search_by_image(indexed_library, media_dir, monkeypatch):
     app = create_app(paths=resolve_paths(home=indexed_library["home"]), warm_up_in_background=False)
-    client = TestClient(app, base_url="http://localhost")
+    client = TestClient(app, base_url="http://localhost", headers={"Accept-Language": "en"})
     rocket = photo_png("rocket", media_dir).read_bytes()
     answer = client.post("/search/image", files={"file": ("rocket.png", rocket, "image/png")}, data={"k": "3"})
     assert answer.status_code == 200, answer.text
@@ -76,7 +76,7 @@ def test_min_score_turns_weak_answers_into_no_match(library_search, indexed_libr
     assert strong and strong[0].score < 1.0
     assert library_search.search("football team victory", k=5, min_score=0.999).results == ()
     app = create_app(paths=resolve_paths(home=indexed_library["home"]), warm_up_in_background=False)
-    client = TestClient(app, base_url="http://localhost")
+    client = TestClient(app, base_url="http://localhost", headers={"Accept-Language": "en"})
     assert client.get("/search", params={"q": "x", "min_score": 2}).status_code == 422
     page = client.get("/", params={"q": "qwertyuiop zxcvbnm"})
     assert page.status_code == 200

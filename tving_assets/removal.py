@@ -31,7 +31,9 @@ def remove_videos(
     for video in videos:
         video_id = video if is_video_id(video) else video_id_for(Path(video))
         if catalog.find(video_id) is None:
-            raise VideoNotRegisteredError(f"{video}: not in the catalog (see `tving status`)")
+            raise VideoNotRegisteredError(
+                f"{video}: not in the catalog{_catalogued_like(video, catalog)} (see `tving status`)"
+            )
         ids.append(video_id)
     if missing:
         ids += [e.video_id for e in catalog.entries() if not Path(e.path).exists()]
@@ -52,3 +54,13 @@ def remove_videos(
         meta = output.step_output_data.metadata  # what the op did, as it reported it
         reports.append(RemovalReport(video_id, bool(meta["removed"].value), str(meta["reason"].value)))
     return reports
+
+
+def _catalogued_like(video: str, catalog) -> str:
+    """ "; did you mean NAME?" for a mistyped file name or id of a catalogued video ("" if none)."""
+    import difflib
+
+    entries = catalog.entries()
+    by_name = {Path(e.path).name: e.path for e in entries} | {e.video_id: e.video_id for e in entries}
+    close = difflib.get_close_matches(Path(video).name if not is_video_id(video) else video, list(by_name), n=1)
+    return f"; did you mean {by_name[close[0]]}?" if close else ""

@@ -95,8 +95,8 @@ class DagsterStatusClient:
                 )
                 run_ids[run["runId"]] = partition
         statuses = ((data.get("instance") or {}).get("daemonHealth") or {}).get("allDaemonStatuses") or []
-        healthy = {d["daemonType"]: d.get("healthy") for d in statuses}
-        running = all(healthy.get(name) for name in NEEDED_DAEMONS) if statuses else None
+        needed = [d for d in statuses if d.get("daemonType") in NEEDED_DAEMONS and d.get("required")]
+        running = all(d.get("healthy") for d in needed) if needed else None
         active = [run_id for run_id, video in run_ids.items() if latest[video].status in ACTIVE]
         if active:
             latest.update(self._stages(active, run_ids, latest))

@@ -145,6 +145,15 @@ class AppState:
         page = summaries[:limit]
         return page, (page[-1].video_id if len(summaries) > limit else None)
 
+    def people_choices(self) -> list[tuple[str, str]]:
+        """Everyone known, as (id, what to show), named people first: the search page's filter."""
+        try:
+            registry = self.search.people.registry()
+            people = registry.people() if registry is not None else []
+        except TvingError:
+            return []
+        return sorted(((p.person_id, p.label) for p in people), key=lambda p: (p[1] == p[0], p[1].lower()))[:MAX_PAGE]
+
     def video_count(self) -> int:
         try:
             return len(self.search.store.videos()) if self.table_ready() else 0

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, create_model
 
 from query_app.search import MAX_K, MAX_QUERY_CHARS, SearchResponse, SearchResult
-from query_app.web.i18n import N_, PageLanguage, request_language
+from query_app.web.i18n import N_, PageLanguage, request_language, site_path
 from query_app.web.state import MAX_FILTER_IDS, MAX_PAGE, MAX_SECONDS, AppState, app_state
 from query_app.web.uploads import read_image
 from tving_resources.catalog.people import MAX_NAME
@@ -135,6 +135,7 @@ def _page_context(state: AppState, language: PageLanguage, **values: Any) -> dic
     return {
         "q": "", "results": None, "error": None, "page": "search", "person": "", "videos": [], "k": 5,
         "min_score": None, "filters_on": 0, "all_videos": state.video_page(MAX_PAGE, None)[0],
+        "all_people": state.people_choices(),
         "signal_names": {key: language.gettext(name) for key, name in SIGNAL_NAMES.items()}, **values,
     }  # fmt: skip
 
@@ -163,8 +164,10 @@ async def search_page(
     context = _page_context(
         state, language, q=q[:MAX_QUERY_CHARS], person=person, videos=videos, k=k, start_text=start[:20],
         end_text=end[:20], per_video=per_video_n, min_score=min_score,
-        filters_on=len(videos) + bool(start.strip()) + bool(end.strip()) + bool(per_video_n),
-        clear_filters_url=str(request.url.remove_query_params(["video", "start", "end", "per_video", "k"])),
+        filters_on=len(videos) + bool(start.strip()) + bool(end.strip()) + bool(per_video_n) + bool(person),
+        clear_filters_url=site_path(
+            request.url.remove_query_params(["video", "start", "end", "per_video", "k", "person"])
+        ),
     )  # fmt: skip
     try:
         span = parse_clock(start[:20]), parse_clock(end[:20])
@@ -181,9 +184,9 @@ async def search_page(
             context.update(found)
             shown = len(found["results"])
             if q.strip() and min_score is None and shown < k:  # the default threshold hid some
-                context["show_weaker_url"] = str(request.url.include_query_params(min_score=0))
+                context["show_weaker_url"] = site_path(request.url.include_query_params(min_score=0))
             if q.strip() and shown == k and k < MAX_K:
-                context["more_url"] = str(request.url.include_query_params(k=min(k + MORE_STEP, MAX_K)))
+                context["more_url"] = site_path(request.url.include_query_params(k=min(k + MORE_STEP, MAX_K)))
     except HTTPException as exc:
         context["error"] = language.error(exc.detail)
     return state.templates.TemplateResponse(request, "search.html", context)

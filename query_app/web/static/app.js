@@ -60,6 +60,16 @@ cards.forEach((card) => {
 });
 document.getElementById("close-player")?.addEventListener("click", closePlayer);
 
+// ---- search form: empty filters stay out of the address (it is what gets shared)
+document.getElementById("search-form")?.addEventListener("submit", (e) => {
+  e.currentTarget.querySelectorAll("input:not([type=checkbox]), select").forEach((field) => {
+    if (field.name && field.value === "") field.disabled = true;
+  });
+});
+window.addEventListener("pageshow", () => {  // back to the page from the browser's cache: usable again
+  document.querySelectorAll("#search-form [disabled]").forEach((field) => { field.disabled = false; });
+});
+
 // ---- keyboard: "/" to the search box, j/k or the arrow keys between results, Esc closes the player
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
