@@ -123,6 +123,13 @@ def test_name_a_person_on_the_people_page_and_open_their_scenes(people_server, t
             page.wait_for_url("**/?q=*person=*")
             assert 1 <= results.count() <= 3
             assert all("Eileen Collins" in results.nth(i).inner_text() for i in range(results.count()))
+            # the person is one of the page's filters: shown chosen, and chosen away again
+            assert page.locator("[data-testid=filter-person] option:checked").inner_text() == "Eileen Collins"
+            page.select_option("[data-testid=filter-person]", "")
+            page.click("[data-testid=apply-filters]")
+            page.wait_for_url(lambda url: "q=a+scene" in url and "person=" not in url)
+            assert "start=" not in page.url  # empty filters stay out of the address
+            assert not all("Eileen Collins" in results.nth(i).inner_text() for i in range(results.count()))
         finally:
             browser.close()
 

@@ -183,11 +183,12 @@ def request_language(request: Any) -> PageLanguage:
 def context_processor(request: Any) -> dict[str, Any]:
     """For ``Jinja2Templates(context_processors=...)``: every page in the request's language, and
     the page's own address (where the language switch comes back to)."""
-    here = request.url.remove_query_params("lang")
-    return {
-        **request_language(request).template_globals(),
-        "here": here.path + (f"?{here.query}" if here.query else ""),
-    }
+    return {**request_language(request).template_globals(), "here": site_path(request.url.remove_query_params("lang"))}
+
+
+def site_path(url: Any) -> str:
+    """A link to this site as a path and query: the pages never name their own host."""
+    return url.path + (f"?{url.query}" if url.query else "")
 
 
 def safe_next(target: str | None) -> str:
