@@ -160,7 +160,7 @@ def test_select_two_results_and_download_a_reel_and_a_timeline(server, tmp_path)
             cards.nth(2).locator("[data-testid=select-result]").check()
             assert page.locator("[data-testid=picked-count]").inner_text() == "2 selected"
 
-            with page.expect_download() as reel_download:
+            with page.expect_download(timeout=90_000) as reel_download:  # an encode: slow on a busy machine
                 page.click("[data-testid=make-reel]")
             reel = tmp_path / "reel.mp4"
             reel_download.value.save_as(reel)

@@ -158,6 +158,15 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
         (video,) = client.index_runs()["videos"]
         assert video["video_id"] == result["video_id"] and video["status"] == "FAILURE"
         assert result["run_id"] in video["run_url"]
+        # the banner and the sensor's description name the watched folder
+        assert f"watching {home / 'videos'}:" in (tmp_path / "ui.log").read_text()
+        wait_for(lambda: client.index_runs()["daemon_running"], 60, "the daemon's first heartbeat")
+        sensor = client.ask(
+            '{ sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName:'
+            ' "tving_assets.definitions", sensorName: "videos_folder_sensor"}) { ... on Sensor { description } } }',
+            {},
+        )["sensorOrError"]
+        assert sensor["description"].startswith(f"Watches {home / 'videos'} "), sensor
     finally:
         stop_group(ui)
 

@@ -62,7 +62,8 @@ class DagsterStatusClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _ask(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    def ask(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """One GraphQL query; its ``data`` (raises httpx's errors, and KeyError on an answer without data)."""
         response = httpx.post(
             f"{self.base_url}/graphql", json={"query": query, "variables": variables}, timeout=self.timeout
         )
@@ -73,7 +74,7 @@ class DagsterStatusClient:
         """The latest ``index_video`` run of each video (with its stage while it runs), and
         whether the daemons that index new files are running."""
         try:
-            data = self._ask(_RUNS_QUERY, {"limit": limit})
+            data = self.ask(_RUNS_QUERY, {"limit": limit})
             runs_or_error = data["runsOrError"]
         except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
             return DagsterView(False, f"cannot read runs from {self.base_url}: {exc}")
@@ -104,7 +105,7 @@ class DagsterStatusClient:
 
     def _stages(self, run_ids: list[str], videos: dict[str, str], latest: dict[str, IndexRun]) -> dict[str, IndexRun]:
         try:
-            found = self._ask(_STEPS_QUERY, {"ids": run_ids})["runsOrError"].get("results") or []
+            found = self.ask(_STEPS_QUERY, {"ids": run_ids})["runsOrError"].get("results") or []
         except (httpx.HTTPError, KeyError, TypeError, ValueError, AttributeError):
             return {}  # the runs are still shown, without their stage
         staged = {}
