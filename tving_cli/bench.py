@@ -63,6 +63,17 @@ def bench_reel(moments: int, seconds: float, as_json: bool) -> None:
     echo_json(report) if as_json else click.echo(report["summary"])
 
 
+@bench.command("pages")
+@click.option("--rounds", default=8, show_default=True, type=click.IntRange(1), help="Rounds of five searches.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_pages(rounds: int, as_json: bool) -> None:
+    """The search page, the library page and its progress poll on this home's index: medians."""
+    from tving_dev.bench.pages import run_pages_benchmark
+
+    report = run_pages_benchmark(rounds)
+    echo_json(report) if as_json else click.echo(report["summary"])
+
+
 @bench.command("rerun")
 @click.argument("path", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1))

@@ -12,7 +12,7 @@ from pydantic import BaseModel, create_model
 
 from query_app.search import MAX_K, MAX_QUERY_CHARS, SearchResponse, SearchResult
 from query_app.web.i18n import N_, PageLanguage, request_language, site_path
-from query_app.web.state import MAX_FILTER_IDS, MAX_PAGE, MAX_SECONDS, AppState, app_state
+from query_app.web.state import MAX_FILTER_IDS, MAX_SECONDS, AppState, app_state
 from query_app.web.uploads import read_image
 from tving_resources.catalog.people import MAX_NAME
 
@@ -134,7 +134,7 @@ def _page_context(state: AppState, language: PageLanguage, **values: Any) -> dic
     """The search page's template values: an empty page, then ``values``."""
     return {
         "q": "", "results": None, "error": None, "page": "search", "person": "", "videos": [], "k": 5,
-        "min_score": None, "filters_on": 0, "all_videos": state.video_page(MAX_PAGE, None)[0],
+        "min_score": None, "filters_on": 0, "all_videos": state.filter_videos(),
         "all_people": state.people_choices(),
         "signal_names": {key: language.gettext(name) for key, name in SIGNAL_NAMES.items()}, **values,
     }  # fmt: skip
