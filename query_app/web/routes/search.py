@@ -110,6 +110,9 @@ SIGNAL_NAMES = {
     "speech": N_("speech"),
     "picture": N_("picture"),
     "scene": N_("scene"),
+    "fused": N_("the signals combined"),
+    "margin": N_("lead over the next results"),
+    "frame": N_("the best frame's match"),
 }
 MORE_STEP = 5
 
