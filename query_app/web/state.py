@@ -37,6 +37,7 @@ MAX_FILTER_IDS = 50  # video ids in one search
 MAX_PAGE = 100
 SEARCH_TIMEOUT_S = 30.0
 FILTER_LIST_TTL_S = 5.0
+PROGRESS_TTL_S = 1.5  # the library pages poll every 2 s while a file is on its way
 PATH_KEYS = ("video_path", "thumbnail_path", "path")  # absolute server paths: only with show_paths
 
 
@@ -63,6 +64,8 @@ class AppState:
     warm_up_seconds: dict[str, float] = field(default_factory=dict)
     _filter_videos: tuple[float, list[Any]] = (float("-inf"), [])
     _filter_lock: threading.Lock = field(default_factory=threading.Lock)
+    _progress: tuple[float, float, dict[str, Any]] = (float("-inf"), 0.0, {})  # made at, took, what
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------ models
     def warm_up(self) -> None:
@@ -216,7 +219,18 @@ class AppState:
 
     def indexing_progress(self) -> dict[str, Any]:
         """``/status``: the watched folder's videos not searchable yet (or just indexed), and
-        what Dagster says (when its webserver is known)."""
+        what Dagster says (when its webserver is known). Made at most once per
+        ``PROGRESS_TTL_S`` whatever the number of pages polling, and at most a tenth of the time:
+        it lists the whole folder (20,000 files: ~0.5 s, so a new list every 5 s)."""
+        with self._progress_lock:
+            at, took, progress = self._progress
+            if time.monotonic() - at > max(PROGRESS_TTL_S, 10 * took):
+                started = time.monotonic()
+                progress = self._read_progress()
+                self._progress = (time.monotonic(), time.monotonic() - started, progress)
+            return progress
+
+    def _read_progress(self) -> dict[str, Any]:
         from tving_resources.catalog.folder_watch import scan_video_folder
         from tving_resources.catalog.video_catalog import VideoCatalog
 
