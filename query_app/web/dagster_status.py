@@ -6,7 +6,7 @@ webserver is also the only reader that sees runs from every process, queue and d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -117,9 +117,7 @@ class DagsterStatusClient:
                 continue
             done = sum(1 for key in steps if stats.get(key) in ("SUCCESS", "SKIPPED"))
             current = next((key for key in steps if stats.get(key) == "IN_PROGRESS"), None)
-            base = latest[video]
-            staged[video] = IndexRun(**{**base.__dict__, "stage": min(done + 1, len(steps)), "stages": len(steps),
-                                        "step": current})  # fmt: skip
+            staged[video] = replace(latest[video], stage=min(done + 1, len(steps)), stages=len(steps), step=current)
         return staged
 
     def index_runs(self, limit: int = 200) -> dict[str, Any]:

@@ -4,8 +4,8 @@ request, and formats (times, numbers, dates) for that language.
 English is the source language: the ``msgid`` of every message is its English text, and the
 Korean catalog is ``locale/ko/LC_MESSAGES/messages.po``. The catalogs are read from their ``.po``
 files when the app starts (no compiled ``.mo`` in the repository, no build step). To add or change
-a message: mark it with ``_()`` in a template or ``N_()`` in Python, then run ``tving-messages``
-(``python -m query_app.web.i18n``), which extracts every message and updates the Korean catalog;
+a message: mark it with ``_()`` in a template or ``N_()`` in Python, then run
+``python -m query_app.web.i18n``, which extracts every message and updates the Korean catalog;
 ``tests/test_web_i18n.py`` fails while any message lacks its Korean translation.
 
 A request's language: ``?lang=`` in its address, else the ``tving_lang`` cookie that the
@@ -221,7 +221,7 @@ def update_catalogs(write: Callable[[str], None] = print) -> None:
         catalog.fuzzy = False  # the header: a fuzzy one would drop the plural forms
         with po.open("wb") as target:
             write_po(target, catalog, omit_header=False, sort_output=True, width=100, include_lineno=False)
-        missing = [m.id for m in catalog if m.id and not m.string]
+        missing = [m.id for m in catalog if m.id and not (any(m.string) if m.pluralizable else m.string)]
         write(f"{po}: {len(catalog)} messages, {len(missing)} without a translation")
 
 

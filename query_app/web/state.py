@@ -139,13 +139,20 @@ class AppState:
             raise HTTPException(status_code=404, detail=f"unknown video id {video_id!r}")
         return summary.__dict__
 
-    def video_page(self, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
-        """Indexed videos in id order, ``limit`` from after ``cursor`` (a video id); the next cursor."""
+    def all_videos(self) -> list[Any]:
+        """Every indexed video's summary, in id order (none while there is no table)."""
         try:
             summaries = self.search.store.videos() if self.table_ready() else []
         except StoreError:
             summaries = []
-        summaries = sorted(summaries, key=lambda v: v.video_id)
+        return sorted(summaries, key=lambda v: v.video_id)
+
+    def video_page(
+        self, limit: int, cursor: str | None, summaries: list[Any] | None = None
+    ) -> tuple[list[Any], str | None]:
+        """Indexed videos in id order (``summaries``: as read by ``all_videos``), ``limit`` from
+        after ``cursor`` (a video id); the next cursor."""
+        summaries = self.all_videos() if summaries is None else summaries
         if cursor:
             summaries = [v for v in summaries if v.video_id > cursor]
         page = summaries[:limit]
@@ -169,12 +176,6 @@ class AppState:
         except TvingError:
             return []
         return sorted(((p.person_id, p.label) for p in people), key=lambda p: (p[1] == p[0], p[1].lower()))[:MAX_PAGE]
-
-    def video_count(self) -> int:
-        try:
-            return len(self.search.store.videos()) if self.table_ready() else 0
-        except StoreError:
-            return 0
 
     def indexed_times(self, video_ids: list[str]) -> dict[str, float]:
         """When each video was last indexed (from the catalog)."""

@@ -110,7 +110,8 @@ async def indexing_status(state: State) -> dict[str, Any]:
 
 @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
 def library_page(request: Request, state: State, limit: Limit = 20, cursor: Cursor = None) -> HTMLResponse:
-    page, next_cursor = state.video_page(limit, cursor)
+    every = state.all_videos()
+    page, next_cursor = state.video_page(limit, cursor, every)
     items = []
     for v in page:
         try:
@@ -133,7 +134,7 @@ def library_page(request: Request, state: State, limit: Limit = 20, cursor: Curs
     context = {
         "page": "library",
         "videos": items,
-        "video_count": state.video_count(),
+        "video_count": len(every),
         "watched_folder": str(folder) if state.policy.show_paths else folder.name,
         "next_cursor": next_cursor,
         "limit": limit,
