@@ -9,6 +9,7 @@ from tving_assets.assets.search import duplicate_footage, people, search_index, 
 from tving_assets.assets.video import VIDEO_STAGES
 from tving_assets.automation.schedules import nightly_search_index_refresh
 from tving_assets.automation.sensors import videos_folder_sensor
+from tving_assets.instance import keep_connections_of_dagster_home
 from tving_assets.jobs import finetune_captioner_job, index_video_job, refresh_search_indexes_job, remove_video_job
 from tving_assets.resources import LanceDBResource, ModelRuntimeResource, TvingSettings
 from tving_resources.config import deployment
@@ -81,4 +82,7 @@ def executor() -> dg.ExecutorDefinition:
     return dg.in_process_executor
 
 
+# a run process the daemon launches imports this module before it executes: its events, and the
+# sensor ticks of the code server, go through kept SQLite connections
+keep_connections_of_dagster_home()
 defs = build_definitions()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from tving_assets.sqlite_connections import reuse_sqlite_connections
+
 DEPLOY_DIR = Path(__file__).parent / "deploy"
 _HOST_TAG, _PID_TAG = "tving/host", "tving/pid"
 
@@ -57,9 +59,19 @@ _IN_PROCESS = {
 }
 
 
+def keep_connections_of_dagster_home() -> None:
+    """In a process Dagster started for the instance at DAGSTER_HOME (a run the daemon launched,
+    the code server that evaluates the sensor): keep the connections to its SQLite files open, as
+    `tving` does for its own runs (see tving_assets.sqlite_connections)."""
+    if os.environ.get("DAGSTER_HOME"):
+        reuse_sqlite_connections(Path(os.environ["DAGSTER_HOME"]).expanduser())
+
+
 def get_instance(tving_home: Path) -> dg.DagsterInstance:
     folder = dagster_home(tving_home)
     folder.mkdir(parents=True, exist_ok=True)
+    # a run stores hundreds of statements: each opened the database again (docs/performance.md)
+    reuse_sqlite_connections(folder)
     # Two `tving index` calls started at once on a new home would both create and migrate the
     # instance's SQLite databases, and one fails on alembic's version row (seen in CI): the first
     # opening, which creates every database, happens under a lock.

@@ -167,6 +167,12 @@ def _switch(name: str) -> bool:
     raise ConfigError(f"{name}={value!r}: give 1 or 0 (on or off)")
 
 
+def reuse_dagster_sqlite_connections() -> bool:
+    """``TVING_DAGSTER_SQLITE_REUSE``: ``0`` or ``off`` lets Dagster open its SQLite files for every
+    statement, as it does by itself (default: connections kept; see tving_assets/sqlite_connections.py)."""
+    return _switch("TVING_DAGSTER_SQLITE_REUSE")
+
+
 def celery_broker() -> str:
     """``TVING_CELERY_BROKER``: the cluster deployment's Celery broker (and result backend)."""
     return os.environ.get("TVING_CELERY_BROKER", "").strip() or "redis://127.0.0.1:6379/0"
@@ -203,6 +209,7 @@ ENVIRONMENT = {
     "TVING_FACES": "0 or off: find no faces and store none (default on; the models resource's `faces`)",
     "TVING_FOLD_DUPLICATES": "0 or off: show every copy of the same footage (default: fold them into the best)",
     "TVING_MAX_VIDEO_SECONDS": "the longest video indexed",
+    "TVING_DAGSTER_SQLITE_REUSE": "0 or off: Dagster's SQLite files opened for each statement (default: kept open)",
     "TVING_DAGSTER_URL": "the Dagster webserver the web app asks for indexing status",
     "TVING_API_TOKEN": "the token `tving serve` requires (`--token`)",
     "TVING_CELERY_BROKER": "the cluster's Celery broker and result backend",
