@@ -94,7 +94,7 @@ def test_the_daemon_runs_one_queued_run_per_video_with_warm_models(tmp_path, spe
         os.utime(target, ns=(OLD, OLD))
         wait_for(lambda: sum(r.tags.get("tving/video") == "long.mp4" for r in runs()) == 2, 60, "a second request")
         wait_for(lambda: settled(len(files) + 1), 300, "both runs of the long video")
-        from tving_resources.models.remote import WorkerAddress, WorkerClient
+        from tving_resources.worker.client import WorkerAddress, WorkerClient
 
         worker_loads = WorkerClient(WorkerAddress.for_home(home)).load_counts()
     except TimeoutError:
@@ -171,15 +171,25 @@ def test_cli_runs_show_in_the_ui_that_tving_ui_opens(tmp_path, broken_files):
         stop_group(ui)
 
 
+def _worker_pid(home: Path) -> int | None:
+    from tving_resources.worker.client import WorkerAddress, WorkerClient, WorkerUnavailableError
+
+    try:
+        return WorkerClient(WorkerAddress.for_home(home)).request("ping")
+    except WorkerUnavailableError:
+        return None
+
+
 def test_ctrl_c_stops_everything_tving_ui_started(tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group) stops `tving ui` and every process it
-    started: the webserver, the daemon, their code servers, the model worker."""
+    started: the webserver, the daemon, their code servers, the model worker (which, killed
+    before, was started again while the UI stayed up)."""
     import signal
 
     import psutil
 
     from tving_dev.local_cluster import accepts, free_port
-    from tving_resources.models.remote import WorkerAddress, WorkerClient
+    from tving_resources.worker.client import WorkerAddress, WorkerClient
 
     home = tmp_path / "home"
     port = free_port()
@@ -189,6 +199,14 @@ def test_ctrl_c_stops_everything_tving_ui_started(tmp_path):
     try:
         wait_for(lambda: accepts(port), 120, "the Dagster UI")
         wait_for(lambda: WorkerClient(WorkerAddress.for_home(home)).available(), 60, "the model worker")
+        # a model worker that dies (a stage crashed it) is started again; the UI stays up
+        first = WorkerClient(WorkerAddress.for_home(home)).request("ping")
+        os.killpg(os.getpgid(first), signal.SIGKILL)
+        wait_for(lambda: _worker_pid(home) not in (None, first), 60, "the model worker to be started again")
+        assert (
+            accepts(port)
+            and "model worker stopped (exit code -9); starting it again" in (tmp_path / "ui.log").read_text()
+        )
         started = psutil.Process(ui).children(recursive=True)
         assert len(started) >= 3, started  # dagster dev and what it runs, the worker
         os.killpg(ui, signal.SIGINT)

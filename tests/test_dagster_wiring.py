@@ -118,14 +118,14 @@ def test_failed_stage_reports_the_file_and_stops_that_video(tmp_path, broken_fil
 
 def test_blocking_check_stops_the_video(tmp_path, monkeypatch, cuts_clip):
     """A scene list with a gap must never reach the keyframes stage (mocked detector)."""
-    from tving_assets.assets import video as assets_module
     from tving_assets.indexing import index_videos
     from tving_resources.media.scenes import Scene, SceneDetection
+    from tving_resources.stages import media as stages_module
 
     def broken_segmentation(info, settings):
         return SceneDetection((Scene(0, 0.0, 2.0), Scene(1, 3.0, info.duration)), info.duration, 27.0)
 
-    monkeypatch.setattr(assets_module, "segment_video", broken_segmentation)
+    monkeypatch.setattr(stages_module, "segment_video", broken_segmentation)
     (result,) = index_videos([str(cuts_clip[0])], make_resources(tmp_path / "home"))
     assert not result.ok and result.failed_stage == "scenes"
     assert "check scenes_cover_video: gap of 1.000 s" in result.error

@@ -24,12 +24,12 @@ def test_a_file_rewritten_while_indexing_is_reported_as_changed(tmp_path, monkey
     """The issue's case: the file is rewritten during a stage that decodes it. Decoding then fails
     with whatever the decoder says ("tuple index out of range"); the user must read that the file
     changed, in the same words and at the same stage on the command line and in the catalog."""
-    from tving_assets.assets import video as assets_module
     from tving_assets.indexing import index_videos
+    from tving_resources.stages import media as stages_module
 
     clip = tmp_path / "clip.mp4"
     shutil.copyfile(cuts_clip[0], clip)
-    real = assets_module.extract_keyframes
+    real = stages_module.extract_keyframes
     rewrites = []
 
     def rewrite_then_extract(info, *args, **kwargs):
@@ -38,7 +38,7 @@ def test_a_file_rewritten_while_indexing_is_reported_as_changed(tmp_path, monkey
             rewrites.append(clip.stat().st_size)
         return real(info, *args, **kwargs)
 
-    monkeypatch.setattr(assets_module, "extract_keyframes", rewrite_then_extract)
+    monkeypatch.setattr(stages_module, "extract_keyframes", rewrite_then_extract)
     (result,) = index_videos([str(clip)], make_resources(tmp_path / "home"), refresh_search_index=False)
     assert rewrites and not result.ok
     assert result.failed_stage == "keyframes"
@@ -51,7 +51,7 @@ def test_a_file_rewritten_while_indexing_is_reported_as_changed(tmp_path, monkey
     assert not any((video_dir / "keyframes").glob("*/result.json"))
     # once it stops changing (a whole new version), it is indexed
     shutil.copyfile(speech_clip[0], clip)
-    monkeypatch.setattr(assets_module, "extract_keyframes", real)
+    monkeypatch.setattr(stages_module, "extract_keyframes", real)
     (again,) = index_videos([str(clip)], make_resources(tmp_path / "home"), refresh_search_index=False)
     assert again.ok, again.error
 

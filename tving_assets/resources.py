@@ -34,6 +34,10 @@ class TvingSettings(dg.ConfigurableResource, IndexSettings):
     def artifacts(self, profile: str) -> ArtifactStore:
         return ArtifactStore(self.paths.artifacts_dir, profile)
 
+    def index_settings(self) -> IndexSettings:
+        """These settings as the library's own model (what a stage request carries)."""
+        return IndexSettings(**self.model_dump(include=set(IndexSettings.model_fields)))
+
     def all_artifacts(self) -> list[ArtifactStore]:
         """Every profile's results (a removed or broken file loses them all)."""
         from tving_resources.models.profiles import PROFILES
@@ -54,22 +58,24 @@ class TvingSettings(dg.ConfigurableResource, IndexSettings):
 
 class ModelRuntimeResource(dg.ConfigurableResource, RuntimeConfig):
     """Model profile and devices: :class:`tving_resources.models.runtime.RuntimeConfig`, whose
-    fields it inherits. Each model loads on first use, once per process, or is the model
-    worker's (see ``model_worker``)."""
+    fields it inherits. The stages run in this home's model worker while one runs (its models
+    loaded once for every run, see ``model_worker``); otherwise in the run's process, each model
+    loaded on first use, once per process."""
 
     model_worker: bool = Field(
-        default=True, description="use the models of this home's model worker when one runs (`tving ui` starts it)"
+        default=True, description="run the stages in this home's model worker when one runs (`tving ui` starts it)"
     )
 
     @cached_property
     def runtime(self) -> ModelRuntime:
-        config = RuntimeConfig(**self.model_dump(include=set(RuntimeConfig.model_fields)))
-        return ModelRuntime(config, worker=self._worker())
+        return ModelRuntime(RuntimeConfig(**self.model_dump(include=set(RuntimeConfig.model_fields))))
 
-    def _worker(self):
+    @cached_property
+    def worker(self):
+        """A client of this home's model worker, or None (none runs, or ``model_worker`` is off)."""
         if not self.model_worker:
             return None
-        from tving_resources.models.remote import WorkerAddress, WorkerClient
+        from tving_resources.worker.client import WorkerAddress, WorkerClient
 
         address = WorkerAddress.for_home(resolve_paths().home)
         return WorkerClient(address) if address.key() is not None else None

@@ -136,21 +136,48 @@ def ui(port: int, host: str) -> None:
     # webserver, daemon and code servers) and nothing is left behind
     started = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    restarts = _Restarts()
     code = 0
     try:
-        while all(p.poll() is None for p in started.values()):
+        while True:
             time.sleep(0.5)
-        stopped = next(name for name, p in started.items() if p.poll() is not None)
-        code = started[stopped].returncode or 1
-        click.secho(
-            f"{stopped} stopped (exit code {started[stopped].returncode}); stopping the rest", fg="red", err=True
-        )
+            worker = started["model worker"]
+            if worker.poll() is not None and restarts.allow():
+                # a stage that crashed the worker (a decoder on a hostile file) is run again by its
+                # run, in the run's own process: the worker comes back for the other videos
+                click.secho(f"model worker stopped (exit code {worker.returncode}); starting it again", err=True)
+                started["model worker"] = subprocess.Popen(commands["model worker"], env=env, start_new_session=True)
+                continue
+            stopped = next((name for name, p in started.items() if p.poll() is not None), None)
+            if stopped is not None:
+                code = started[stopped].returncode or 1
+                click.secho(
+                    f"{stopped} stopped (exit code {started[stopped].returncode}); stopping the rest",
+                    fg="red",
+                    err=True,
+                )
+                break
     except KeyboardInterrupt:
         pass
     finally:
         for process in started.values():
             _stop_group(process)
     sys.exit(code)
+
+
+class _Restarts:
+    """At most 5 restarts of the model worker in 10 minutes: one that cannot stay up is left
+    stopped (and `tving ui` stops too, saying so) rather than restarted forever."""
+
+    def __init__(self, limit: int = 5, window: float = 600.0):
+        self.limit, self.window, self.times = limit, window, []
+
+    def allow(self) -> bool:
+        import time
+
+        now = time.monotonic()
+        self.times = [t for t in self.times if now - t < self.window] + [now]
+        return len(self.times) <= self.limit
 
 
 def _stop_group(process, grace: float = 20.0) -> None:
@@ -172,22 +199,21 @@ def _stop_group(process, grace: float = 20.0) -> None:
 
 @click.command()
 def worker() -> None:
-    """The model worker: keeps the models loaded for the runs the Dagster daemon launches (one
-    process per run). `tving ui` starts one; runs load their own models when none runs."""
+    """The model worker: runs the stages of the runs the Dagster daemon launches (one process per
+    run) with models and libraries loaded once. `tving ui` starts one; without it, runs run their
+    stages themselves."""
     import signal
     import threading
 
     from tving_resources.config import resolve_paths
-    from tving_resources.models.remote import WorkerAddress
-    from tving_resources.models.runtime import ModelRuntime
-    from tving_resources.models.worker import ModelWorker
+    from tving_resources.worker.client import WorkerAddress
+    from tving_resources.worker.server import ModelWorker
 
     paths = resolve_paths().ensure()
     model_worker = ModelWorker(WorkerAddress.for_home(paths.home))
     model_worker.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    indexing = ("speech", "captioner", "text_encoder", "frame_encoder", "text_reader")
-    threading.Thread(target=lambda: ModelRuntime().warm_up(indexing), daemon=True, name="tving-warm-up").start()
+    threading.Thread(target=model_worker.warm_up, daemon=True, name="tving-warm-up").start()
     click.echo(f"model worker for {paths.home} (pid {os.getpid()}): models load in the background")
     try:
         model_worker.serve_forever()

@@ -41,7 +41,7 @@ def videos_folder_sensor(context: dg.SensorEvaluationContext, settings: TvingSet
 
     # One run per video, queued by Dagster (its concurrency limits allow one run per video at a
     # time) and launched as its own process; the models stay loaded in the model worker (see
-    # tving_resources.models.worker). Run keys are never reused: the file's version and the tick
+    # tving_resources.worker.server). Run keys are never reused: the file's version and the tick
     # make each request unique, and a tick made again after a failure asks for the same runs
     # (Dagster skips the duplicates).
     run_requests = [

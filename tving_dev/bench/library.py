@@ -166,7 +166,7 @@ def _model_loads(instance, home: Path, videos: int) -> dict:
     made (none while the worker answers), read from the runs' materializations."""
     import dagster as dg
 
-    from tving_resources.models.remote import WorkerAddress, WorkerClient
+    from tving_resources.worker.client import WorkerAddress, WorkerClient
 
     loads = {key.split(":")[0]: n for key, n in WorkerClient(WorkerAddress.for_home(home)).load_counts().items()}
     in_runs = 0

@@ -3,7 +3,9 @@
 ``flock`` locks belong to an open file and the kernel drops them when the process dies (SIGKILL
 included), so a crashed run never blocks its video. Inside one process the lock is re-entrant
 for the thread that holds it (a run holds its video's lock, and the commit inside that run takes
-it again) and exclusive between threads.
+it again) and exclusive between threads. A run whose stage the model worker runs sends it the
+descriptor it holds the lock through (:func:`held_descriptor`); the worker's stage holds the same
+lock through it (:func:`adopted_lock`), so the commit inside that stage takes it again too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class _Held:
     thread_lock: threading.RLock
     fd: int | None = None
     depth: int = 0
+    adopted: bool = False  # the flock is another process's, shared through this descriptor
 
 
 _registry: dict[str, _Held] = {}
@@ -100,7 +103,35 @@ def release(folder: Path, video_id: str) -> None:
     held = _held(lock_path(folder, video_id))
     held.depth -= 1
     if held.depth == 0 and held.fd is not None:
-        fcntl.flock(held.fd, fcntl.LOCK_UN)
+        if not held.adopted:  # an adopted descriptor's flock is its holder's to release
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
         os.close(held.fd)
-        held.fd = None
+        held.fd, held.adopted = None, False
     held.thread_lock.release()
+
+
+def held_descriptor(folder: Path, video_id: str) -> int | None:
+    """The descriptor through which this process holds ``video_id``'s lock (None: not held)."""
+    held = _held(lock_path(folder, video_id))
+    return held.fd if held.depth else None
+
+
+@contextmanager
+def adopted_lock(folder: Path, video_id: str, fd: int) -> Iterator[None]:
+    """Hold ``video_id``'s lock for the block through ``fd``: a descriptor of the lock file that
+    another process holds the lock through, sent over a Unix socket (the model worker running a
+    stage for a run). Both descriptors share one open file, hence one ``flock``: the video stays
+    locked until both are closed, even if the sender dies meanwhile. Inside the block the lock is
+    this thread's, re-entrant as usual; at its end ``fd`` is closed, never unlocked.
+    """
+    held = _held(lock_path(folder, video_id))
+    held.thread_lock.acquire()
+    if held.depth:  # cannot happen while the sender holds the flock: keep the lock already here
+        os.close(fd)
+        held.depth += 1
+    else:
+        held.fd, held.depth, held.adopted = fd, 1, True
+    try:
+        yield
+    finally:
+        release(folder, video_id)

@@ -8,13 +8,14 @@ asks for: the speech stage never loads the captioner, a search never loads Whisp
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,9 +24,6 @@ from tving_resources.errors import ConfigError, ModelNotAvailableError
 from tving_resources.models.cache import MODEL_CACHE
 from tving_resources.models.profiles import ModelProfile, get_profile
 from tving_resources.models.sources import load_with, resolve
-
-if TYPE_CHECKING:
-    from tving_resources.models.remote import WorkerClient
 
 log = logging.getLogger("tving.models")
 ROLES = ("speech", "captioner", "text_encoder", "transcript_encoder", "frame_encoder", "translator")
@@ -80,12 +78,12 @@ class RuntimeConfig(BaseModel):
 
 
 class ModelRuntime:
-    """``worker``: a model worker's client (:mod:`tving_resources.models.worker`); while it
-    answers, the models are the worker's, loaded once for every run."""
+    """``serialized``: each model serves one call at a time (the model worker runs the stages of
+    several runs at once, in threads, and not every model is thread-safe)."""
 
-    def __init__(self, config: RuntimeConfig | None = None, worker: WorkerClient | None = None):
+    def __init__(self, config: RuntimeConfig | None = None, serialized: bool = False):
         self.config = config or RuntimeConfig()
-        self.worker = worker
+        self.serialized = serialized
         overrides = dict(self.config.model_overrides)
         if self.config.caption_adapter:
             overrides["caption_adapter"] = self.config.caption_adapter
@@ -171,17 +169,9 @@ class ModelRuntime:
             role_lock = self._role_locks.setdefault(role, threading.RLock())
         with role_lock:
             if role not in self._handles:
-                self._handles[role] = self._from_worker(role, build) if self.worker is not None else build()
+                model = build()
+                self._handles[role] = OneCallAtATime(model) if self.serialized and model is not None else model
             return self._handles[role]
-
-    def _from_worker(self, role: str, build):
-        """The worker's model of ``role`` while a worker answers, else ``build()`` here."""
-        from tving_resources.models.remote import RemoteModel, WorkerUnavailableError, effective_config
-
-        try:
-            return RemoteModel(self.worker, effective_config(self), role, fallback=build)
-        except WorkerUnavailableError:
-            return build()
 
     def speech(self):
         return self._memo("speech", self._build_speech)
@@ -432,6 +422,26 @@ class ModelRuntime:
         if str(dtype) != "torch.float32":
             model = model.to(dtype)
         return model.eval(), preprocess, tokenizer
+
+
+class OneCallAtATime:
+    """``model`` whose methods are called by one thread at a time; its plain attributes as they are."""
+
+    def __init__(self, model: Any):
+        self._model = model
+        self._calls = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._model, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._calls:
+                return value(*args, **kwargs)
+
+        return call
 
 
 def _wordnet() -> bool:

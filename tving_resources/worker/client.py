@@ -1,5 +1,6 @@
-"""The client side of the model worker (see :mod:`tving_resources.models.worker`): where a home's
-worker listens, a run's connection to it, and the stand-in for each model it serves."""
+"""A run's side of the model worker (see :mod:`tving_resources.worker.server`): where a home's
+worker listens, a run's connection to it, and :func:`execute_stage`, which has a stage run there
+while a worker answers and in this process otherwise."""
 
 from __future__ import annotations
 
@@ -9,19 +10,20 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
+from multiprocessing.reduction import send_handle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tving_resources.errors import ModelError
-
-if TYPE_CHECKING:
-    from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+from tving_resources.index.locks import held_descriptor
+from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
+from tving_resources.stages.outcome import StageOutcome, StageRequest
 
 log = logging.getLogger("tving.model_worker")
+PROTOCOL = 2  # in the socket's name: a worker of another version is not found, and runs go on without it
 
 
 class WorkerUnavailableError(ModelError):
@@ -38,7 +40,7 @@ class WorkerAddress:
     @classmethod
     def for_home(cls, home: Path) -> WorkerAddress:
         digest = hashlib.sha1(str(Path(home).resolve()).encode()).hexdigest()[:16]
-        return cls(f"\0tving-model-worker-{digest}", Path(home) / "run" / "model-worker.key")
+        return cls(f"\0tving-model-worker-{PROTOCOL}-{digest}", Path(home) / "run" / "model-worker.key")
 
     def new_key(self) -> bytes:
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -56,9 +58,8 @@ class WorkerAddress:
             return None
 
 
-# ---------------------------------------------------------------------------- client
 class WorkerClient:
-    """A run's connection to the model worker of its data home (thread-safe; connects lazily)."""
+    """A process's connection to the model worker of its data home (thread-safe; connects lazily)."""
 
     def __init__(self, address: WorkerAddress):
         self.address = address
@@ -75,14 +76,17 @@ class WorkerClient:
         except WorkerUnavailableError:
             return False
 
-    def request(self, op: str, config: RuntimeConfig | None = None, role: str = "", name: str = "",
-                args: tuple = (), kwargs: dict | None = None) -> Any:  # fmt: skip
+    def request(self, op: str, payload: Any = None, lock_fd: int | None = None) -> Any:
+        """Send ``(op, payload)``, and ``lock_fd`` beside it (the video's lock, shared with the
+        worker for the call); the worker's answer, or its error raised here."""
         with self._lock:
             if self.gone:
                 raise WorkerUnavailableError("the model worker went away earlier in this process")
             try:
                 conn = self._connect()
-                conn.send((op, config, role, name, args, kwargs or {}))
+                conn.send((op, payload, lock_fd is not None))
+                if lock_fd is not None:
+                    send_handle(conn, lock_fd, 0)
                 status, value = conn.recv()
             except (OSError, EOFError, AuthenticationError) as exc:
                 self._close()
@@ -91,6 +95,10 @@ class WorkerClient:
         if status == "error":
             raise value
         return value
+
+    def run_stage(self, request: StageRequest) -> StageOutcome:
+        """``request`` run by the worker, under the video's lock if this process holds it."""
+        return self.request("stage", request, held_descriptor(request.paths.locks_dir, request.video_id))
 
     def load_counts(self) -> dict[str, int]:
         return self.request("load_counts")
@@ -110,37 +118,18 @@ class WorkerClient:
             self._conn = None
 
 
-class RemoteModel:
-    """Stands in for a model of the worker: its plain attributes, and its methods as calls. If
-    the worker goes away, the model is loaded here (``fallback``) and the call made again."""
+def execute_stage(request: StageRequest, runtime: ModelRuntime, worker: WorkerClient | None) -> StageOutcome:
+    """Run ``request`` in the model worker while one answers (its models and libraries are loaded
+    already), else here with ``runtime``'s models. A worker that goes away mid-stage leaves the
+    stage to this process, from the start: what it had written is complete or not there at all."""
+    from tving_resources.stages.execute import run_stage
 
-    def __init__(self, client: WorkerClient, config: RuntimeConfig, role: str, fallback: Callable[[], Any]):
-        self._client, self._config, self._role, self._fallback = client, config, role, fallback
-        self._local: Any = None
-        description = client.request("describe", config, role)
-        self._attributes: dict[str, Any] = description["attributes"]
-        self._methods = frozenset(description["methods"])
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if self._local is not None:
-            return getattr(self._local, name)
-        if name in self._attributes:
-            return self._attributes[name]
-        if name not in self._methods:
-            raise AttributeError(f"{self._role} has no attribute {name!r}")
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self._local is None:
-                try:
-                    return self._client.request("call", self._config, self._role, name, args, kwargs)
-                except WorkerUnavailableError as exc:
-                    log.warning("model worker unavailable (%s); loading %s in this process", exc, self._role)
-                    self._local = self._fallback()
-            return getattr(self._local, name)(*args, **kwargs)
-
-        return call
+    if worker is not None and not worker.gone:
+        try:
+            return worker.run_stage(request)
+        except WorkerUnavailableError as exc:
+            log.warning("%s of %s runs in this process: %s", request.asset, request.video_id, exc)
+    return run_stage(request, runtime)
 
 
 def effective_config(runtime: ModelRuntime) -> RuntimeConfig:
