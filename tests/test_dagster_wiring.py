@@ -224,6 +224,18 @@ def test_local_instance_is_plain_dagster_and_cli_runs_are_not_captured(tmp_path,
     assert job.execute_in_process(instance=instance).success and len(instance.get_runs()) == 3
 
 
+def test_the_model_pool_has_a_slot_per_gpu_and_locally_without_one_per_core(tmp_path, monkeypatch):
+    """`gpu` guards a GPU's memory: one model step per GPU. This machine has none: locally one
+    per core (the worker serves each model one call at a time); a cluster's default stays 1."""
+    from tving_assets.instance import gpu_pool_limit
+
+    instance = get_instance(tmp_path / "home")
+    assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == os.cpu_count() == gpu_pool_limit()
+    assert instance.event_log_storage.get_concurrency_info("tving_lancedb_writer").slot_count == 1
+    monkeypatch.setenv("TVING_DEPLOYMENT", "cluster")
+    assert gpu_pool_limit() == 1
+
+
 def test_dg_sees_the_code_location():
     """`dg` reads the project from pyproject.toml's [tool.dg] and loads the definitions."""
     dg_cli = Path(sys.executable).parent / "dg"

@@ -214,3 +214,31 @@ def test_stage_metadata_of_a_plain_run_names_no_worker(tmp_path, cuts_clip, monk
     stages = _stage_metadata(tmp_path / "home", result.video_id)
     assert {m["process"].rsplit(":", 1)[1] for m in stages.values()} == {str(os.getpid())}
     assert {m["model_worker"] for m in stages.values()} == {"none: the stage ran in this run's process"}
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_the_worker_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, tmp_path, given):
+    """Several runs' stages go at once in the worker: the text encoder's idle OpenMP threads must
+    sleep rather than spin on the cores the others need (set before any model loads)."""
+    from click.testing import CliRunner
+
+    from tving_cli import main as cli
+    from tving_resources.worker import server
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", given or "")  # restored after the test
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY")
+    seen = []
+
+    class Recording(server.ModelWorker):
+        def serve_forever(self) -> None:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+
+        def warm_up(self) -> None:
+            pass
+
+    monkeypatch.setattr(server, "ModelWorker", Recording)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # its SIGTERM handler stays out of pytest
+    result = CliRunner().invoke(cli.main, ["--home", str(tmp_path / "home"), "worker"])
+    assert result.exit_code == 0, result.output
+    assert seen == [given or "PASSIVE"]

@@ -91,17 +91,32 @@ def get_instance(tving_home: Path) -> dg.DagsterInstance:
 
 
 def ensure_pool_limits(instance: dg.DagsterInstance) -> None:
-    """Give the pools their limits before any run needs them: `gpu` one step per GPU (1 without
-    one), `tving_lancedb_writer` one. Dagster sets a pool's default limit lazily when a run first
+    """Give the pools their limits before any run needs them (see :func:`gpu_pool_limit`;
+    `tving_lancedb_writer` one). Dagster sets a pool's default limit lazily when a run first
     uses it, and two runs doing so at once fail on a unique key (seen with PostgreSQL storage).
     A limit set by hand (`dagster instance concurrency set`) is kept."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return
     known = storage.get_concurrency_keys()
-    for pool, limit in (("gpu", max(1, _cuda_devices())), ("tving_lancedb_writer", 1)):
+    for pool, limit in (("gpu", gpu_pool_limit()), ("tving_lancedb_writer", 1)):
         if pool not in known:
             storage.set_concurrency_slots(pool, limit)
+
+
+def gpu_pool_limit() -> int:
+    """Model steps (transcript, captions, scene_vectors) at once: one per GPU, which is what the
+    pool guards (a GPU's memory). Without a GPU, on the local deployment, one per core: there is
+    no GPU to guard, the model worker serves each model one call at a time anyway, and one step
+    at a time left a core idle while two runs went (the daemon path 0.88 of the time with one
+    per core, median of 5 alternating pairs). A cluster whose daemon host has no GPU keeps 1 until
+    told how many its GPU hosts have (`dagster instance concurrency set gpu N`)."""
+    from tving_resources.config import deployment
+
+    gpus = _cuda_devices()
+    if gpus:
+        return gpus
+    return (os.cpu_count() or 1) if deployment() == "local" else 1
 
 
 def _cuda_devices() -> int:

@@ -7,7 +7,6 @@ from tving_assets.assets.search import duplicate_footage, people, search_index
 from tving_assets.assets.video import GROUP
 from tving_assets.errors import user_errors_as_failures
 from tving_assets.resources import LanceDBResource, TvingSettings
-from tving_resources.index.lifecycle import remove_video
 
 # All stages of one video in one run and one process (the executor is set on Definitions), so
 # each model loads once per run rather than once per step.
@@ -50,6 +49,8 @@ def remove_video_op(
     Requested by the sensor once the file has been absent for `sensor_absent_ticks` ticks; runs
     under the video's lock, so it never interleaves with a run indexing the same video.
     """
+    from tving_resources.index.lifecycle import remove_video
+
     with user_errors_as_failures():
         report = remove_video(
             config.video_id,

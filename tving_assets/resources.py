@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -18,9 +19,10 @@ from tving_resources.index.artifacts import ArtifactStore
 from tving_resources.index.locks import video_lock
 from tving_resources.models.runtime import ModelRuntime, RuntimeConfig
 from tving_resources.settings import IndexSettings
-from tving_resources.store.maintenance import delete_video_everywhere
-from tving_resources.store.scene_store import SceneStore
-from tving_resources.store.schema import ModelStamp
+
+if TYPE_CHECKING:  # the table's modules (NumPy, Arrow) load when a table is used, not with the code location
+    from tving_resources.store.scene_store import SceneStore
+    from tving_resources.store.schema import ModelStamp
 
 
 class TvingSettings(dg.ConfigurableResource, IndexSettings):
@@ -97,6 +99,7 @@ class LanceDBResource(dg.ConfigurableResource):
     def store(self, settings: TvingSettings, stamp: ModelStamp) -> SceneStore:
         """The table that rows of ``stamp``'s vector space go to: the live one, or, for a new
         text or frame encoder, a table built beside it (see ``tving_resources.store.tables``)."""
+        from tving_resources.store.scene_store import SceneStore
         from tving_resources.store.tables import TableRegistry
 
         uri = self.resolved_uri(settings)
@@ -104,4 +107,6 @@ class LanceDBResource(dg.ConfigurableResource):
 
     def delete_video(self, settings: TvingSettings, video_id: str) -> int:
         """Delete a video's rows from every profile's table; returns the tables touched."""
+        from tving_resources.store.maintenance import delete_video_everywhere
+
         return delete_video_everywhere(self.resolved_uri(settings), video_id)

@@ -36,7 +36,7 @@ def fail(message: str, code: int = 2) -> None:
 def failure_cause(error: str | None, path: str, stage: str | None = None) -> str:
     """A failure's message on one line, without the file's path or name and the stage, which the
     line shows already ("bikes.mp4: scenes failed: ..." is shown "...")."""
-    from tving_resources.index.lifecycle import display_name
+    from tving_resources.ids import display_name
 
     name = Path(path).name
     prefixes = [f"{p}: " for p in dict.fromkeys((path, name, display_name(name)))]

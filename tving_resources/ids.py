@@ -41,3 +41,8 @@ def is_video_id(value: str) -> bool:
 
 def is_video_file(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def display_name(name: str) -> str:
+    """A file name fit for a one-line message (newlines and tabs shown escaped)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)

@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tving_resources.catalog.folder_watch import MASS_MISSING_MIN, WatchSettings
 from tving_resources.config import Paths, resolve_paths
-from tving_resources.index.pipeline import KeyframeSettings
 from tving_resources.media.scenes import SceneSettings
-from tving_resources.media.video import MediaLimits, media_limits
+from tving_resources.media.settings import KeyframeSettings, MediaLimits, media_limits
 from tving_resources.models.runtime import ModelRuntime
 from tving_resources.store.schema import SCHEMA_VERSION
 

@@ -5,8 +5,6 @@ from pydantic import Field
 
 from tving_assets.errors import user_errors_as_failures
 from tving_assets.resources import ModelRuntimeResource, TvingSettings
-from tving_resources.index.training import load_examples
-from tving_resources.models.wrappers.vlm import train_lora
 
 
 class LoraTrainingConfig(dg.Config):
@@ -32,6 +30,9 @@ def captioner_lora_adapter(
     Use it by setting the models resource's ``caption_adapter`` (or TVING_CAPTION_ADAPTER) to the
     adapter folder in this materialization's metadata, then re-materializing ``captions``.
     """
+    from tving_resources.index.training import load_examples
+    from tving_resources.models.wrappers.vlm import train_lora
+
     with user_errors_as_failures():
         runtime = models.runtime
         examples = load_examples(config.dataset, config.frames_per_example, settings.artifacts(models.profile_name))

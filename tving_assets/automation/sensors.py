@@ -17,7 +17,7 @@ from tving_assets.jobs import index_video_job, refresh_search_indexes_job, remov
 from tving_assets.resources import TvingSettings
 from tving_resources.catalog.folder_watch import plan_tick, scan_video_folder
 from tving_resources.config import resolve_paths, sensor_interval_seconds
-from tving_resources.index.lifecycle import display_name
+from tving_resources.ids import display_name
 
 
 @dg.sensor(

@@ -34,7 +34,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import numpy as np
 from pydantic import TypeAdapter
 
 from tving_resources.errors import MissingArtifactError, VideoNotRegisteredError
@@ -260,6 +259,8 @@ def _save_value(folder: Path, value: Any) -> None:
         with ipc.new_file(str(folder / "rows.arrow"), value.schema) as writer:
             writer.write_table(value)
     elif hasattr(value, "to_arrays"):
+        import numpy as np
+
         with (folder / "vectors.npz").open("wb") as handle:
             np.savez(handle, **value.to_arrays())
     else:
@@ -282,6 +283,8 @@ def _load_value(folder: Path, cls: type[T]) -> T:
         with ipc.open_file(str(folder / "rows.arrow")) as reader:
             return reader.read_all()  # type: ignore[return-value]
     if hasattr(cls, "from_arrays"):
+        import numpy as np
+
         with np.load(folder / "vectors.npz") as data:
             return cls.from_arrays({k: data[k] for k in data.files})  # type: ignore[attr-defined]
     return _adapter(cls).validate_json((folder / "result.json").read_bytes())

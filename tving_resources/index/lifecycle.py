@@ -25,6 +25,7 @@ from tving_resources.errors import (
     VideoOverLimitError,
     VideoRemovedError,
 )
+from tving_resources.ids import display_name
 from tving_resources.index.artifacts import ArtifactStore, VideoArtifacts
 from tving_resources.index.failpoints import failpoint, kill_when_new_file
 from tving_resources.index.locks import try_video_lock, video_lock
@@ -85,11 +86,6 @@ def _commit_faces(video: VideoArtifacts, chain: dict[str, str], store: SceneStor
 
     faces = video.load("faces", SceneFaces, chain["faces"]) if "faces" in chain else SceneFaces.off()
     FaceStore(store.uri, store.stamp.profile).replace_video(video.video_id, face_rows(video.video_id, faces))
-
-
-def display_name(name: str) -> str:
-    """A file name fit for a one-line message (newlines and tabs shown escaped)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def stage_error(exc: BaseException, file_name: str, stage: str) -> StageError:

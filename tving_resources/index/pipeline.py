@@ -18,26 +18,12 @@ import pyarrow as pa
 
 from tving_resources.index.duplicates import join_hashes, keyframe_hash
 from tving_resources.media.scenes import SceneDetection, SceneSettings, detect_scenes
+from tving_resources.media.settings import KeyframeSettings
 from tving_resources.media.video import FrameReader, VideoInfo, keyframe_times, load_rgb, save_jpeg
 from tving_resources.models.wrappers.captioning import Captioner, ClassScores, SceneFrames
 from tving_resources.models.wrappers.embedding import FrameEncoder, TextEncoder
 from tving_resources.models.wrappers.speech import Transcript
 from tving_resources.store.schema import ModelStamp, scene_id, scene_schema
-
-
-@dataclass(frozen=True)
-class KeyframeSettings:
-    """Keyframes' settings (their defaults: the profile's and ``tving_resources.settings``)."""
-
-    per_scene: int
-    max_side: int
-    jpeg_quality: int = 85  # fixed, not a setting
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.per_scene <= 32:
-            raise ValueError("keyframes per scene must be between 1 and 32")
-        if not 64 <= self.max_side <= 4096:
-            raise ValueError("thumbnail max side must be between 64 and 4096 pixels")
 
 
 @dataclass(frozen=True)

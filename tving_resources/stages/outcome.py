@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tving_resources.config import Paths
-from tving_resources.media.video import MediaLimits
+from tving_resources.media.settings import MediaLimits
 from tving_resources.models.runtime import RuntimeConfig
 from tving_resources.settings import IndexSettings
 

@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 
 from tving_resources.catalog.video_catalog import VideoCatalog
 from tving_resources.errors import TvingError, VideoChangedError
+from tving_resources.ids import display_name
 from tving_resources.index.artifacts import ArtifactStore, Produced, VideoArtifacts
 from tving_resources.index.disk import disk_full_cause, disk_full_error
-from tving_resources.index.lifecycle import display_name, record_failure, stage_error
+from tving_resources.index.lifecycle import record_failure, stage_error
 from tving_resources.index.pipeline import StageTimer
 from tving_resources.media.video import VideoInfo, ensure_unchanged
 from tving_resources.models.runtime import ModelRuntime

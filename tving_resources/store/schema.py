@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from tving_resources.models.runtime import ModelRuntime
 
 
@@ -132,13 +132,13 @@ def table_name_for(profile: str) -> str:
 # Vectors are stored in half precision: half the bytes a scene takes on disk and in reads, the
 # same recall (their similarities move by about 1e-3; docs/performance.md, "Space"). Search
 # computes in float32. Tables made before keep float32 columns, and new rows are cast to them.
-STORED_FLOAT = pa.float16()
-
-
 def scene_schema(stamp: ModelStamp) -> pa.Schema:
-    text_vec = pa.list_(STORED_FLOAT, stamp.text_dim)
-    transcript_vec = pa.list_(STORED_FLOAT, stamp.transcript_space[1])
-    frame_vec = pa.list_(STORED_FLOAT, stamp.frame_dim)
+    import pyarrow as pa
+
+    stored = pa.float16()
+    text_vec = pa.list_(stored, stamp.text_dim)
+    transcript_vec = pa.list_(stored, stamp.transcript_space[1])
+    frame_vec = pa.list_(stored, stamp.frame_dim)
     return pa.schema(
         [
             pa.field("scene_id", pa.string(), nullable=False),
