@@ -242,3 +242,41 @@ def test_the_worker_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeyp
     result = CliRunner().invoke(cli.main, ["--home", str(tmp_path / "home"), "worker"])
     assert result.exit_code == 0, result.output
     assert seen == [given or "PASSIVE"]
+
+
+_THIN_RUN = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import tving_assets.definitions  # what a run's process imports first: the code location
+    from tving_resources.catalog.video_catalog import VideoCatalog
+    from tving_resources.config import resolve_paths
+    from tving_resources.models.runtime import ModelRuntime
+    from tving_resources.settings import IndexSettings
+    from tving_resources.stages.outcome import StageRequest
+    from tving_resources.worker.client import WorkerAddress, WorkerClient, effective_config, execute_stage
+    paths = resolve_paths().ensure()
+    video_id = VideoCatalog(paths.catalog_url).register(Path(sys.argv[1])).video_id
+    runtime, settings = ModelRuntime(), IndexSettings()
+    request = StageRequest("video_metadata", video_id, settings, effective_config(runtime), paths,
+                           paths.lancedb_uri, settings.media_limits())
+    outcome = execute_stage(request, runtime, WorkerClient(WorkerAddress.for_home(paths.home)))
+    heavy = [m for m in ("numpy", "pyarrow", "lancedb", "scenedetect", "av", "decord", "torch") if m in sys.modules]
+    print(json.dumps({"worker_pid": outcome.worker_pid, "duration": outcome.metadata["duration_s"], "heavy": heavy}))
+    """
+)
+
+
+def test_a_run_whose_stages_the_worker_runs_loads_none_of_their_libraries(worker, cuts_clip):
+    """What makes a daemon-launched run cheap: its process imports the code location and asks;
+    NumPy, Arrow, LanceDB and the decoders stay in the worker, loaded once."""
+    import json
+
+    home, _, pid = worker
+    env = {**os.environ, "TVING_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", _THIN_RUN, str(cuts_clip[0])], env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["worker_pid"] == pid and answer["duration"] > 0
+    assert answer["heavy"] == [], answer

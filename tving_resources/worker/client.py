@@ -122,13 +122,15 @@ def execute_stage(request: StageRequest, runtime: ModelRuntime, worker: WorkerCl
     """Run ``request`` in the model worker while one answers (its models and libraries are loaded
     already), else here with ``runtime``'s models. A worker that goes away mid-stage leaves the
     stage to this process, from the start: what it had written is complete or not there at all."""
-    from tving_resources.stages.execute import run_stage
-
     if worker is not None and not worker.gone:
         try:
             return worker.run_stage(request)
         except WorkerUnavailableError as exc:
             log.warning("%s of %s runs in this process: %s", request.asset, request.video_id, exc)
+    # imported only here: the stages' libraries (NumPy, Arrow, the decoders) load in the process
+    # that runs them, and a run whose stages the worker runs never loads them
+    from tving_resources.stages.execute import run_stage
+
     return run_stage(request, runtime)
 
 
