@@ -141,7 +141,9 @@ def _download(page, button: str, path: str):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     answers: list[str] = []
+    responses = []
     page.on("response", lambda r: answers.append(f"{r.status} {r.url} {r.headers.get('content-disposition')}"))
+    page.on("response", lambda r: responses.append(r))
     for attempt in (1, 2):
         try:
             with page.expect_download(timeout=45_000) as download:
@@ -150,8 +152,18 @@ def _download(page, button: str, path: str):
         except PlaywrightTimeout:
             served = [a for a in answers if f"{path} " in a and a.startswith("200 ") and "attachment" in a]
             if attempt == 2 or not served:
-                raise AssertionError(f"no download from {path}; answers: {answers[-4:]}; page at {page.url}") from None
+                refused = [f"{r.status} {r.url}: {_body(r)}" for r in responses[-4:] if r.status >= 400]
+                raise AssertionError(
+                    f"no download from {path}; answers: {answers[-4:]}; refusals: {refused}; page at {page.url}"
+                ) from None
     raise AssertionError("unreachable")
+
+
+def _body(response) -> str:
+    try:
+        return response.text()[:300]
+    except Exception as exc:  # the page navigated away: its body may be gone
+        return f"(body not readable: {exc})"
 
 
 @needs_chromium

@@ -258,6 +258,64 @@ def test_a_swapped_file_is_never_served(served, indexed_library, tmp_path):
     assert status == 200 and body == original
 
 
+def test_files_made_or_checked_for_a_download_arrive_whole_under_load(served, indexed_library):
+    """The server is never handed a path to send by itself (ASGI's pathsend): Granian would open
+    it after the response returned, when a clip's temporary folder is already deleted ("Not
+    found", seen as a flaky reel download) or a checked descriptor already closed (its number
+    then names whatever the server opens next)."""
+    raw, _, _ = served
+    result = indexed_library["results"]["cuts.mp4"]
+    original = Path(result.path).read_bytes()
+    clip = f"/videos/{result.video_id}/clip?start=0.5&end=1.5"
+    stream = f"/videos/{result.video_id}/stream"
+
+    def fetch(target: str) -> tuple[int, bytes]:
+        status, _, body = raw.request("GET", target)
+        return status, body
+
+    clips = [fetch(clip) for _ in range(8)]  # one after the other: two cuts at once at most (429 beyond)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        streams = list(pool.map(fetch, [stream] * 16))
+    assert [status for status, _ in clips] == [200] * 8, [(s, b[:80]) for s, b in clips]
+    assert all(body[4:8] == b"ftyp" and len(body) > 2000 for _, body in clips)
+    assert [status for status, _ in streams] == [200] * 16
+    assert all(body == original for _, body in streams)
+
+
+def test_a_sent_file_is_never_handed_to_the_server_as_a_path(tmp_path):
+    """Offered ASGI's pathsend, the file responses still send the bytes themselves, and close the
+    descriptor only after the last byte."""
+    import asyncio
+
+    from query_app.web.files import DescriptorFileResponse, SentFileResponse
+
+    data = os.urandom(200_000)
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(data)
+    scope = {"type": "http", "method": "GET", "headers": [], "extensions": {"http.response.pathsend": {}}}
+
+    async def answer(response) -> tuple[list[str], bytes]:
+        messages: list[dict] = []
+
+        async def send(message: dict) -> None:
+            messages.append(message)
+
+        async def receive() -> dict:
+            await asyncio.sleep(60)
+            return {"type": "http.disconnect"}
+
+        await response(scope, receive, send)
+        return [m["type"] for m in messages], b"".join(m.get("body", b"") for m in messages)
+
+    kinds, body = asyncio.run(answer(SentFileResponse(path)))
+    assert "http.response.pathsend" not in kinds and body == data
+    fd = os.open(path, os.O_RDONLY)
+    kinds, body = asyncio.run(answer(DescriptorFileResponse(fd, f"/proc/self/fd/{fd}")))
+    assert "http.response.pathsend" not in kinds and body == data
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed once sent
+
+
 # ---------------------------------------------------------------------- decoding caps
 def _mjpeg(folder: Path, width: int, height: int) -> bytes:
     out = folder / f"frame-{width}x{height}.avi"

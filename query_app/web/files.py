@@ -101,7 +101,21 @@ def served_path(fd: int, fallback: str) -> str:
     return proc if os.path.exists(proc) else fallback
 
 
-class DescriptorFileResponse(FileResponse):
+class SentFileResponse(FileResponse):
+    """A FileResponse whose bytes the app sends itself. A server offering ASGI's
+    ``http.response.pathsend`` (Granian does) is otherwise handed the path and opens it after the
+    response returned: after a clip's temporary folder was deleted by the background task (a
+    404 "Not found" instead of the reel: seen as a flaky download) or after a checked descriptor
+    was closed, when its number in ``/proc/self/fd`` may name whatever the server opened next."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        extensions = scope.get("extensions") or {}
+        if "http.response.pathsend" in extensions:
+            scope = {**scope, "extensions": {k: v for k, v in extensions.items() if k != "http.response.pathsend"}}
+        await super().__call__(scope, receive, send)
+
+
+class DescriptorFileResponse(SentFileResponse):
     """A FileResponse that closes the checked descriptor when it is done, however it ends (a
     client that goes away mid-transfer included)."""
 

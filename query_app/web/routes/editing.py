@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from query_app.editing import Pick, timeline_text
-from query_app.web.files import FileRefusedError
+from query_app.web.files import FileRefusedError, SentFileResponse
 from query_app.web.state import MAX_SECONDS, AppState, app_state
 from tving_resources.edit.cuts import CutError, Span, cut_clip, make_reel
 from tving_resources.edit.timeline import SUFFIXES
@@ -85,7 +85,8 @@ def _cut(state: AppState, work) -> tuple[Path, Path]:
 
 
 def _download(folder: Path, file: Path, name: str, media_type: str) -> FileResponse:
-    return FileResponse(
+    # sent by the app, then the folder goes (handed to the server as a path, it went first)
+    return SentFileResponse(
         file, media_type=media_type, filename=name, background=BackgroundTask(shutil.rmtree, folder, True)
     )
 
